@@ -1,0 +1,435 @@
+/*
+ * nabla: training neural networks by backpropagation, in C.
+ *
+ * One public header. Everything is prefixed nb_ (NB_ for macros and enum
+ * values); names with a double underscore (nb__) are private.
+ *
+ * ---------------------------------------------------------------------------
+ * Contracts (read these once)
+ * ---------------------------------------------------------------------------
+ * Context.  All state lives in an nb_ctx: the allocator, the step arena, the
+ *   tape, the random generator, the thread count, grad mode and the error.
+ *   There are no mutable globals except BLAS's own thread count, which is
+ *   process-wide in OpenBLAS (nb_set_num_threads sets it).
+ *
+ * Threads.  One context is used by one thread at a time. Different threads may
+ *   use different contexts concurrently. Kernels use OpenMP internally.
+ *
+ * Memory.  Two lifetimes:
+ *   - persistent tensors (nb_param, nb_buffer): heap storage through the
+ *     context's allocator hook, owned by the context, freed by nb_tensor_free
+ *     or nb_ctx_free. Their gradients are persistent too.
+ *   - step tensors: everything else (op results, views, nb_zeros, nb_from_*,
+ *     gradients of step tensors, the tape). They come from the arena and die at
+ *     the next nb_arena_reset. The arena grows in chunks up to
+ *     nb_ctx_opts.arena_max_bytes and merges them at reset, so after the first
+ *     step a training step allocates nothing.
+ *
+ * Errors.  Functions that make tensors return NULL on failure and record the
+ *   first error (a status code and a message naming the op and the shapes) in
+ *   the context. An op given a NULL input returns NULL without recording a new
+ *   error, so a whole expression is checked once:
+ *       nb_tensor *y = nb_add(ctx, nb_matmul(ctx, x, w), b);
+ *       if (!y) fprintf(stderr, "%s\n", nb_last_error(ctx));
+ *   Functions that run things (backward, gradcheck, in-place updates) return an
+ *   nb_status. The recorded error stays until nb_clear_error. Nothing a caller
+ *   passes can abort the process.
+ *
+ * Autodiff.  Define-by-run: every op computes at once and, when grad mode is on
+ *   and an input requires grad, records itself on the tape. nb_backward walks
+ *   the tape backwards and accumulates (+=) into the grad of every tensor that
+ *   requires grad. Gradients of leaves accumulate across backward calls until
+ *   nb_zero_grad. Do not change a tensor's data between forward and backward.
+ */
+#ifndef NABLA_H
+#define NABLA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NB_VERSION_MAJOR 0
+#define NB_VERSION_MINOR 1
+#define NB_VERSION_PATCH 0
+#define NB_VERSION_STRING "0.1.0"
+
+#define NB_MAX_DIMS 8
+
+/* ------------------------------------------------------------------------ */
+/* Status codes: one list, one text each.                                    */
+/* ------------------------------------------------------------------------ */
+#define NB_STATUS_LIST(X)                                                      \
+    X(NB_OK, "ok")                                                             \
+    X(NB_ERR_NOMEM, "out of memory")                                           \
+    X(NB_ERR_ARENA_FULL, "step arena is full")                                 \
+    X(NB_ERR_NULL, "NULL argument")                                            \
+    X(NB_ERR_SHAPE, "shape mismatch")                                          \
+    X(NB_ERR_AXIS, "axis out of range")                                        \
+    X(NB_ERR_DTYPE, "unsupported or mismatched dtype")                         \
+    X(NB_ERR_ARG, "invalid argument")                                          \
+    X(NB_ERR_INDEX, "index out of range")                                      \
+    X(NB_ERR_GRAD, "gradient unavailable")                                     \
+    X(NB_ERR_GRADCHECK, "gradient check failed")                               \
+    X(NB_ERR_IO, "input/output error")                                         \
+    X(NB_ERR_FORMAT, "malformed data")
+
+typedef enum nb_status {
+#define NB__STATUS_ENUM(code, text) code,
+    NB_STATUS_LIST(NB__STATUS_ENUM)
+#undef NB__STATUS_ENUM
+    NB_STATUS_COUNT
+} nb_status;
+
+/* Fixed text of a status code ("shape mismatch"); never NULL. */
+const char *nb_status_str(nb_status s);
+
+/* ------------------------------------------------------------------------ */
+/* Data types.                                                               */
+/* ------------------------------------------------------------------------ */
+typedef enum nb_dtype {
+    NB_F32 = 0,
+    NB_F64 = 1,
+    NB_I32 = 2, /* indices and labels: no arithmetic, no gradient */
+    NB_I64 = 3,
+    NB_U8 = 4,  /* masks (0 = false) and bytes */
+    /* reserved for storage formats of later versions: */
+    NB_F16 = 5,
+    NB_BF16 = 6,
+    NB_DTYPE_COUNT
+} nb_dtype;
+
+size_t nb_dtype_size(nb_dtype dt);     /* bytes per element, 0 if unknown */
+const char *nb_dtype_name(nb_dtype dt); /* "f32", ... */
+
+/* ------------------------------------------------------------------------ */
+/* Tensors.                                                                  */
+/* ------------------------------------------------------------------------ */
+enum {
+    NB_REQUIRES_GRAD = 1u << 0, /* backward fills ->grad */
+    NB_PERSISTENT = 1u << 1,    /* heap storage owned by the context */
+};
+
+struct nb__node;
+
+/* Fields are read-only for users; change them only through nb_ functions. */
+typedef struct nb_tensor {
+    nb_dtype dtype;
+    int ndim;                        /* 0 (a scalar) .. NB_MAX_DIMS */
+    int64_t shape[NB_MAX_DIMS];
+    int64_t strides[NB_MAX_DIMS];    /* in elements, may be 0 (expanded) */
+    void *data;                      /* the element at index (0, ..., 0) */
+    struct nb_tensor *grad;          /* same shape, contiguous; NULL until backward */
+    uint32_t flags;                  /* NB_REQUIRES_GRAD | NB_PERSISTENT */
+    const char *name;                /* optional label, not owned */
+    /* private */
+    struct nb__node *node_;          /* op that produced it; NULL for leaves */
+    struct nb_tensor *next_;         /* context's list of persistent tensors */
+    struct nb_tensor *prev_;
+} nb_tensor;
+
+/* Pass a shape or an axis list literally: nb_zeros(ctx, NB_F32, NB_SHAPE(2, 3)). */
+#define NB_SHAPE(...)                                                          \
+    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),                  \
+        (const int64_t[]) { __VA_ARGS__ }
+#define NB_AXES(...)                                                           \
+    (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (const int[]) { __VA_ARGS__ }
+
+int64_t nb_numel(const nb_tensor *t);
+bool nb_is_contiguous(const nb_tensor *t);
+bool nb_requires_grad(const nb_tensor *t);
+/* Format "[2,3]" into buf (always terminated); returns buf. */
+char *nb_shape_str(const nb_tensor *t, char *buf, size_t cap);
+
+/* Element access by flat index in row-major order over the logical shape
+ * (views and expanded tensors included). For tests, examples and small loops;
+ * kernels never go through these. Out-of-range or NULL gives 0 / no effect. */
+double nb_get(const nb_tensor *t, int64_t flat_index);
+void nb_set(nb_tensor *t, int64_t flat_index, double value);
+
+/* ------------------------------------------------------------------------ */
+/* Context.                                                                  */
+/* ------------------------------------------------------------------------ */
+typedef struct nb_allocator {
+    /* Return memory aligned to at least `align` (a power of two) or NULL. */
+    void *(*alloc)(size_t size, size_t align, void *user);
+    void (*free)(void *ptr, void *user);
+    void *user;
+} nb_allocator;
+
+typedef struct nb_ctx_opts {
+    nb_allocator allocator;   /* all zero: aligned malloc/free */
+    size_t arena_initial_bytes; /* first arena chunk; default 1 MiB */
+    size_t arena_max_bytes;   /* bytes the arena may hold; default 4 GiB */
+    uint64_t seed;            /* random generator seed; default 0 */
+    int num_threads;          /* <= 0: NABLA_NUM_THREADS, else OpenMP's default */
+} nb_ctx_opts;
+
+typedef struct nb_ctx nb_ctx;
+
+nb_ctx_opts nb_ctx_opts_default(void);
+/* NULL opts means defaults. Returns NULL only if the allocator fails. */
+nb_ctx *nb_ctx_new(const nb_ctx_opts *opts);
+/* Frees the arena, the tape and every persistent tensor of the context. */
+void nb_ctx_free(nb_ctx *ctx);
+
+/* First error recorded since the last nb_clear_error (NB_OK if none). */
+nb_status nb_last_status(const nb_ctx *ctx);
+const char *nb_last_error(const nb_ctx *ctx); /* "" if none */
+void nb_clear_error(nb_ctx *ctx);
+
+/* Threads: sets OpenMP's count for nabla's kernels and OpenBLAS's count.
+ * n <= 0 restores the default (NABLA_NUM_THREADS or the core count). */
+void nb_set_num_threads(nb_ctx *ctx, int n);
+int nb_get_num_threads(const nb_ctx *ctx);
+
+/* Grad mode (on by default). Returns the previous setting. */
+bool nb_set_grad_enabled(nb_ctx *ctx, bool enabled);
+bool nb_grad_enabled(const nb_ctx *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Arena (the step's memory).                                                */
+/* ------------------------------------------------------------------------ */
+typedef struct nb_arena_mark {
+    void *chunk_;
+    size_t used_;
+    size_t tape_len_;
+} nb_arena_mark;
+
+/* Frees every step tensor and the tape. Persistent tensors and their grads
+ * stay. Call once per training step. */
+void nb_arena_reset(nb_ctx *ctx);
+/* A mark and a rewind free everything made since the mark (evaluation loops,
+ * gradient checks). Rewinding below a recorded op drops it from the tape. */
+nb_arena_mark nb_arena_mark_get(const nb_ctx *ctx);
+void nb_arena_rewind(nb_ctx *ctx, nb_arena_mark mark);
+size_t nb_arena_used(const nb_ctx *ctx);     /* bytes in use now */
+size_t nb_arena_capacity(const nb_ctx *ctx); /* bytes held from the allocator */
+/* Raw step memory (64-byte aligned) for caller scratch; NULL + error if full. */
+void *nb_arena_alloc(nb_ctx *ctx, size_t bytes);
+
+/* ------------------------------------------------------------------------ */
+/* Random numbers: PCG32 (O'Neill's pcg32, XSH-RR 64/32), seeded by          */
+/* (seed, stream). Uniform floats take the top 24 (f32) or 53 (f64) bits;    */
+/* normals use the Marsaglia polar method with nabla's own logarithm, so the */
+/* same seed gives the same numbers on every platform.                       */
+/* ------------------------------------------------------------------------ */
+typedef struct nb_rng {
+    uint64_t state;
+    uint64_t inc;
+} nb_rng;
+
+void nb_rng_seed(nb_rng *r, uint64_t seed, uint64_t stream);
+uint32_t nb_rng_u32(nb_rng *r);
+double nb_rng_uniform(nb_rng *r);             /* [0, 1), 53 bits */
+double nb_rng_normal(nb_rng *r);              /* mean 0, sd 1 */
+uint32_t nb_rng_below(nb_rng *r, uint32_t n); /* unbiased, [0, n); 0 if n == 0 */
+nb_rng *nb_ctx_rng(nb_ctx *ctx);              /* the context's generator */
+
+/* Fill in place from the context's generator (float tensors only). */
+nb_status nb_fill_uniform(nb_ctx *ctx, nb_tensor *t, double lo, double hi);
+nb_status nb_fill_normal(nb_ctx *ctx, nb_tensor *t, double mean, double sd);
+nb_status nb_fill_bernoulli(nb_ctx *ctx, nb_tensor *t, double p); /* 0/1 */
+nb_status nb_fill(nb_ctx *ctx, nb_tensor *t, double value);
+
+/* ------------------------------------------------------------------------ */
+/* Making tensors.                                                           */
+/* ------------------------------------------------------------------------ */
+/* Persistent, zero-filled. nb_param requires grad; nb_buffer does not. */
+nb_tensor *nb_param(nb_ctx *ctx, nb_dtype dt, int ndim, const int64_t *shape);
+nb_tensor *nb_buffer(nb_ctx *ctx, nb_dtype dt, int ndim, const int64_t *shape);
+/* Frees a persistent tensor and its grad (no-op for NULL or step tensors). */
+void nb_tensor_free(nb_ctx *ctx, nb_tensor *t);
+
+/* Step tensors (arena). nb_empty leaves the data uninitialised. */
+nb_tensor *nb_empty(nb_ctx *ctx, nb_dtype dt, int ndim, const int64_t *shape);
+nb_tensor *nb_zeros(nb_ctx *ctx, nb_dtype dt, int ndim, const int64_t *shape);
+nb_tensor *nb_full(nb_ctx *ctx, nb_dtype dt, int ndim, const int64_t *shape, double v);
+nb_tensor *nb_scalar(nb_ctx *ctx, nb_dtype dt, double v); /* 0-d */
+/* Copies `data` (row-major, of nb_dtype_size(dt) * numel bytes) in. */
+nb_tensor *nb_from_data(nb_ctx *ctx, nb_dtype dt, int ndim, const int64_t *shape,
+                        const void *data);
+nb_tensor *nb_zeros_like(nb_ctx *ctx, const nb_tensor *t);
+
+/* Mark a leaf as requiring grad (or not). Fails on a non-leaf. */
+nb_status nb_set_requires_grad(nb_ctx *ctx, nb_tensor *t, bool on);
+/* A view of the same data that is cut from the graph (no grad flows back). */
+nb_tensor *nb_detach(nb_ctx *ctx, nb_tensor *t);
+/* Copy src's values into dst (same shape; dtype converted). Not recorded. */
+nb_status nb_assign(nb_ctx *ctx, nb_tensor *dst, const nb_tensor *src);
+/* dst += alpha * src, in place, not recorded (optimizer-style updates). */
+nb_status nb_axpy(nb_ctx *ctx, nb_tensor *dst, double alpha, const nb_tensor *src);
+
+/* ------------------------------------------------------------------------ */
+/* Autodiff.                                                                 */
+/* ------------------------------------------------------------------------ */
+/* Backward from a tensor with one element (upstream gradient 1). */
+nb_status nb_backward(nb_ctx *ctx, nb_tensor *loss);
+/* Backward from any tensor with a given upstream gradient of its shape. */
+nb_status nb_backward_with(nb_ctx *ctx, nb_tensor *out, const nb_tensor *grad);
+/* Zero the grad of one tensor (kept allocated), or of every persistent one. */
+void nb_zero_grad(nb_tensor *t);
+void nb_zero_grads(nb_ctx *ctx);
+size_t nb_tape_length(const nb_ctx *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Ops. Every op returns a new step tensor (or a view) or NULL on error.     */
+/* Elementwise ops broadcast like NumPy; inputs must share a float dtype.    */
+/* Axes may be negative (from the end).                                      */
+/* ------------------------------------------------------------------------ */
+typedef enum nb_reduction { NB_REDUCE_MEAN = 0, NB_REDUCE_SUM, NB_REDUCE_NONE } nb_reduction;
+
+/* binary, broadcasting */
+nb_tensor *nb_add(nb_ctx *ctx, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_sub(nb_ctx *ctx, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_mul(nb_ctx *ctx, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_div(nb_ctx *ctx, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_pow(nb_ctx *ctx, nb_tensor *a, nb_tensor *b); /* a^b, a > 0 for grad wrt b */
+nb_tensor *nb_maximum(nb_ctx *ctx, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_minimum(nb_ctx *ctx, nb_tensor *a, nb_tensor *b);
+/* mask ? a : b; mask of any dtype, nonzero = true; all three broadcast. */
+nb_tensor *nb_where(nb_ctx *ctx, nb_tensor *mask, nb_tensor *a, nb_tensor *b);
+/* comparisons give a U8 mask (no gradient) */
+nb_tensor *nb_gt(nb_ctx *ctx, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_lt(nb_ctx *ctx, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_ge(nb_ctx *ctx, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_le(nb_ctx *ctx, nb_tensor *a, nb_tensor *b);
+nb_tensor *nb_eq(nb_ctx *ctx, nb_tensor *a, nb_tensor *b);
+
+/* scalar forms */
+nb_tensor *nb_add_scalar(nb_ctx *ctx, nb_tensor *a, double s);  /* a + s */
+nb_tensor *nb_sub_scalar(nb_ctx *ctx, nb_tensor *a, double s);  /* a - s */
+nb_tensor *nb_rsub_scalar(nb_ctx *ctx, nb_tensor *a, double s); /* s - a */
+nb_tensor *nb_mul_scalar(nb_ctx *ctx, nb_tensor *a, double s);  /* a * s */
+nb_tensor *nb_div_scalar(nb_ctx *ctx, nb_tensor *a, double s);  /* a / s */
+nb_tensor *nb_rdiv_scalar(nb_ctx *ctx, nb_tensor *a, double s); /* s / a */
+nb_tensor *nb_pow_scalar(nb_ctx *ctx, nb_tensor *a, double p);  /* a^p */
+nb_tensor *nb_clamp(nb_ctx *ctx, nb_tensor *a, double lo, double hi); /* +-INFINITY for open */
+
+/* unary */
+nb_tensor *nb_neg(nb_ctx *ctx, nb_tensor *a);
+nb_tensor *nb_exp(nb_ctx *ctx, nb_tensor *a);
+nb_tensor *nb_log(nb_ctx *ctx, nb_tensor *a);
+nb_tensor *nb_sqrt(nb_ctx *ctx, nb_tensor *a);
+nb_tensor *nb_abs(nb_ctx *ctx, nb_tensor *a);
+nb_tensor *nb_square(nb_ctx *ctx, nb_tensor *a);
+nb_tensor *nb_relu(nb_ctx *ctx, nb_tensor *a);
+nb_tensor *nb_leaky_relu(nb_ctx *ctx, nb_tensor *a, double slope);
+nb_tensor *nb_elu(nb_ctx *ctx, nb_tensor *a, double alpha);
+nb_tensor *nb_sigmoid(nb_ctx *ctx, nb_tensor *a);
+nb_tensor *nb_tanh(nb_ctx *ctx, nb_tensor *a);
+nb_tensor *nb_gelu(nb_ctx *ctx, nb_tensor *a);      /* exact, with erf */
+nb_tensor *nb_gelu_tanh(nb_ctx *ctx, nb_tensor *a); /* tanh approximation */
+nb_tensor *nb_silu(nb_ctx *ctx, nb_tensor *a);
+/* log(1 + exp(beta x)) / beta, linear above x * beta > threshold (torch's). */
+nb_tensor *nb_softplus(nb_ctx *ctx, nb_tensor *a, double beta, double threshold);
+/* Converts dtype (float to float, recorded; to/from ints, not differentiable). */
+nb_tensor *nb_cast(nb_ctx *ctx, nb_tensor *a, nb_dtype dt);
+
+/* softmax family, numerically stable, over one axis */
+nb_tensor *nb_softmax(nb_ctx *ctx, nb_tensor *a, int axis);
+nb_tensor *nb_log_softmax(nb_ctx *ctx, nb_tensor *a, int axis);
+
+/* matmul: a [..., m, k] @ b [..., k, n] -> [..., m, n]; batch dims broadcast;
+ * a 1-D operand is a vector (as in torch.matmul). Transposed views
+ * (nb_transpose) go to BLAS without a copy. */
+nb_tensor *nb_matmul(nb_ctx *ctx, nb_tensor *a, nb_tensor *b);
+
+/* reductions over the given axes (naxes == 0: all axes) */
+nb_tensor *nb_sum(nb_ctx *ctx, nb_tensor *a, int naxes, const int *axes, bool keepdim);
+nb_tensor *nb_mean(nb_ctx *ctx, nb_tensor *a, int naxes, const int *axes, bool keepdim);
+/* max/min: the gradient is shared equally among tied elements (torch.amax). */
+nb_tensor *nb_max(nb_ctx *ctx, nb_tensor *a, int naxes, const int *axes, bool keepdim);
+nb_tensor *nb_min(nb_ctx *ctx, nb_tensor *a, int naxes, const int *axes, bool keepdim);
+/* sum((a - mean)^2) / (N - correction); correction 1 is torch.var's default. */
+nb_tensor *nb_var(nb_ctx *ctx, nb_tensor *a, int naxes, const int *axes, bool keepdim,
+                  int correction);
+
+/* shape ops; those marked (view) share the input's data */
+nb_tensor *nb_reshape(nb_ctx *ctx, nb_tensor *a, int ndim, const int64_t *shape); /* view if contiguous; one -1 */
+nb_tensor *nb_transpose(nb_ctx *ctx, nb_tensor *a, int d0, int d1);   /* (view) */
+nb_tensor *nb_permute(nb_ctx *ctx, nb_tensor *a, int ndim, const int *perm); /* (view) */
+/* elements start, start+step, ... < stop along axis; negative start/stop count
+ * from the end and are clamped like Python slices; step >= 1 (view) */
+nb_tensor *nb_slice(nb_ctx *ctx, nb_tensor *a, int axis, int64_t start, int64_t stop,
+                    int64_t step);
+/* broadcast to shape; -1 keeps a dimension; new dims on the left (view) */
+nb_tensor *nb_expand(nb_ctx *ctx, nb_tensor *a, int ndim, const int64_t *shape);
+nb_tensor *nb_squeeze(nb_ctx *ctx, nb_tensor *a, int axis);   /* (view) */
+nb_tensor *nb_unsqueeze(nb_ctx *ctx, nb_tensor *a, int axis); /* (view) */
+nb_tensor *nb_flatten(nb_ctx *ctx, nb_tensor *a, int start_axis, int end_axis);
+nb_tensor *nb_contiguous(nb_ctx *ctx, nb_tensor *a); /* a itself if already so */
+nb_tensor *nb_concat(nb_ctx *ctx, int n, nb_tensor *const *ts, int axis);
+nb_tensor *nb_stack(nb_ctx *ctx, int n, nb_tensor *const *ts, int axis);
+/* out = a taken at `index` (1-D, I32/I64) along axis */
+nb_tensor *nb_index_select(nb_ctx *ctx, nb_tensor *a, int axis, nb_tensor *index);
+/* torch.gather: index has a's ndim; out[..i..] = a[..index[..i..]..] on axis */
+nb_tensor *nb_gather(nb_ctx *ctx, nb_tensor *a, int axis, nb_tensor *index);
+
+/* losses; pred and target of the same shape (no silent broadcasting) */
+nb_tensor *nb_mse_loss(nb_ctx *ctx, nb_tensor *pred, nb_tensor *target, nb_reduction r);
+nb_tensor *nb_l1_loss(nb_ctx *ctx, nb_tensor *pred, nb_tensor *target, nb_reduction r);
+nb_tensor *nb_smooth_l1_loss(nb_ctx *ctx, nb_tensor *pred, nb_tensor *target,
+                             nb_reduction r, double beta);
+nb_tensor *nb_huber_loss(nb_ctx *ctx, nb_tensor *pred, nb_tensor *target,
+                         nb_reduction r, double delta);
+nb_tensor *nb_bce_with_logits(nb_ctx *ctx, nb_tensor *logits, nb_tensor *target,
+                              nb_reduction r);
+
+typedef struct nb_ce_opts {
+    nb_reduction reduction; /* default NB_REDUCE_MEAN */
+    double label_smoothing; /* in [0, 1]; default 0 */
+    int64_t ignore_index;   /* targets equal to it add nothing; default -100 */
+} nb_ce_opts;
+nb_ce_opts nb_ce_opts_default(void);
+/* logits [N, C], target [N] of I32/I64 class ids. NULL opts: defaults. */
+nb_tensor *nb_cross_entropy(nb_ctx *ctx, nb_tensor *logits, nb_tensor *target,
+                            const nb_ce_opts *opts);
+/* logp [N, C] log-probabilities; label_smoothing is ignored. */
+nb_tensor *nb_nll_loss(nb_ctx *ctx, nb_tensor *logp, nb_tensor *target,
+                       const nb_ce_opts *opts);
+
+/* Inverted dropout: zeroes with probability p and scales the rest by
+ * 1/(1-p) when training; the identity (the same tensor) otherwise. Draws from
+ * the context's generator. */
+nb_tensor *nb_dropout(nb_ctx *ctx, nb_tensor *a, double p, bool training);
+
+/* ------------------------------------------------------------------------ */
+/* Gradient checking.                                                        */
+/* ------------------------------------------------------------------------ */
+/* The function under test: builds its output from inputs[0..n-1] with nb_ ops.
+ * It is called many times; the context's generator is restored before each
+ * call, so random ops (dropout) see the same draws every time. */
+typedef nb_tensor *(*nb_gradcheck_fn)(nb_ctx *ctx, nb_tensor *const *inputs, int n,
+                                      void *user);
+
+typedef struct nb_gradcheck_opts {
+    double eps;      /* central-difference step; default 1e-6 */
+    double tol;      /* worst relative error allowed; default 1e-6 */
+    double abs_floor; /* errors are relative to max(|analytic|, |numeric|, floor); default 1e-3 */
+    uint64_t seed;   /* weights of the random projection; default 1 */
+} nb_gradcheck_opts;
+
+typedef struct nb_gradcheck_result {
+    int n;                        /* inputs checked */
+    double max_rel_err[16];       /* worst relative error per input (0 if no grad) */
+    int64_t worst_index[16];      /* flat index of that element */
+    double worst;                 /* max over inputs */
+} nb_gradcheck_result;
+
+nb_gradcheck_opts nb_gradcheck_opts_default(void);
+/* Inputs: up to 16 F64 tensors; those requiring grad are checked. The output
+ * is projected to a scalar with random weights W (sum(W * f(x))) so that a
+ * backward ignoring its upstream gradient fails. Returns NB_OK when every
+ * error is within tol, NB_ERR_GRADCHECK otherwise, or another status if f
+ * fails. Persistent inputs keep their grads zeroed on return. */
+nb_status nb_gradcheck(nb_ctx *ctx, nb_gradcheck_fn f, void *user, nb_tensor *const *inputs,
+                       int n, const nb_gradcheck_opts *opts, nb_gradcheck_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NABLA_H */

@@ -1,0 +1,25 @@
+/* Matrix multiply glue: C = alpha op(A) op(B) + beta C, row-major, with
+ * general element strides for A and B (one of each pair must be 1 for BLAS).
+ * Large products go to OpenBLAS; tiny ones (below NB__GEMM_SMALL
+ * multiply-adds) run a plain loop, because BLAS's call overhead dominates
+ * there (measured in bench/). */
+#ifndef NB_GEMM_H
+#define NB_GEMM_H
+
+#include "core/internal.h"
+
+#define NB__GEMM_SMALL 4096
+
+typedef struct nb__mat {
+    const void *p;
+    int64_t rs, cs; /* element strides of rows and columns */
+} nb__mat;
+
+/* True when BLAS can read the rows x cols matrix with these strides. */
+bool nb__mat_blas_ok(int64_t rows, int64_t cols, int64_t rs, int64_t cs);
+
+/* C [m, n] (row stride ldc, column stride 1) = alpha A[m,k] B[k,n] + beta C. */
+void nb__gemm(nb_dtype dt, int64_t m, int64_t n, int64_t k, double alpha, nb__mat A, nb__mat B,
+              double beta, void *C, int64_t ldc);
+
+#endif

@@ -1,0 +1,41 @@
+/* Strided N-d iteration shared by every elementwise and reduction kernel.
+ *
+ * Operands are viewed over one common shape (broadcast operands have stride
+ * 0). Dimensions of size 1 are dropped and adjacent dimensions that are
+ * contiguous in every operand are merged, so the common cases (contiguous,
+ * row broadcast, column broadcast) become one or two dimensions. A kernel is
+ * called once per innermost row with byte strides for that row. */
+#ifndef NB_ITER_H
+#define NB_ITER_H
+
+#include "core/internal.h"
+
+#define NB__MAX_OPS 6
+/* Below this many elements the work is not worth waking threads for. */
+#define NB__PAR_MIN 32768
+
+typedef void (*nb__kern)(int64_t n, char *const *p, const int64_t *s, const void *arg);
+
+typedef struct nb__iter {
+    int ndim, nop;
+    int64_t shape[NB_MAX_DIMS];
+    int64_t st[NB__MAX_OPS][NB_MAX_DIMS]; /* byte strides */
+    char *ptr[NB__MAX_OPS];
+} nb__iter;
+
+void nb__iter_init(nb__iter *it, int ndim, const int64_t *shape);
+/* Adds an operand: data of the element at index 0, strides in elements over
+ * the iteration shape (0 where broadcast), element size in bytes. */
+void nb__iter_add(nb__iter *it, void *data, const int64_t *strides, size_t esize);
+/* Adds a tensor broadcast to the iteration shape. */
+void nb__iter_add_t(nb__iter *it, const nb_tensor *t);
+/* Runs k over every element. Operand 0 is the one written; when some of its
+ * strides are 0 (accumulation into a broadcast target) the run is serial. */
+void nb__iter_run(nb__iter *it, nb__kern k, const void *arg, int nthreads);
+
+/* Typed contiguous fast path test used inside kernels. */
+#define NB__CONTIG2(s, T) ((s)[0] == (int64_t)sizeof(T) && (s)[1] == (int64_t)sizeof(T))
+#define NB__CONTIG3(s, T) (NB__CONTIG2(s, T) && (s)[2] == (int64_t)sizeof(T))
+#define NB__CONTIG4(s, T) (NB__CONTIG3(s, T) && (s)[3] == (int64_t)sizeof(T))
+
+#endif

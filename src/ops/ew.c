@@ -1,0 +1,126 @@
+/* Drivers of the elementwise framework (see ew.h). */
+#include "ops/ew.h"
+
+#include <stdio.h>
+
+bool nb__check_float(nb_ctx *ctx, const char *op, const nb_tensor *a, const nb_tensor *b)
+{
+    if (!nb__is_float(a->dtype) || (b && !nb__is_float(b->dtype))) {
+        nb__err(ctx, NB_ERR_DTYPE, "%s: needs float tensors, got %s%s%s", op,
+                nb_dtype_name(a->dtype), b ? " and " : "", b ? nb_dtype_name(b->dtype) : "");
+        return false;
+    }
+    if (b && a->dtype != b->dtype) {
+        nb__err(ctx, NB_ERR_DTYPE, "%s: dtypes differ: %s vs %s (convert with nb_cast)", op,
+                nb_dtype_name(a->dtype), nb_dtype_name(b->dtype));
+        return false;
+    }
+    return true;
+}
+
+nb_tensor *nb__unary(nb_ctx *ctx, const nb__ew_def *d, nb_tensor *a, const nb__attrs *at)
+{
+    const char *name = nb__ops[d->op].name;
+    if (!ctx || nb__null_in(ctx, name, 1, a) || !nb__check_float(ctx, name, a, NULL))
+        return NULL;
+    nb_tensor *y = nb__new_step(ctx, a->dtype, a->ndim, a->shape);
+    if (!y)
+        return NULL;
+    nb__attrs none;
+    if (!at) {
+        memset(&none, 0, sizeof none);
+        at = &none;
+    }
+    nb__iter it;
+    nb__iter_init(&it, y->ndim, y->shape);
+    nb__iter_add_t(&it, y);
+    nb__iter_add_t(&it, a);
+    nb__iter_run(&it, d->fwd[NB__DTI(a->dtype)], at, ctx->nthreads);
+    if (nb__needs_grad(ctx, 1, &a)) {
+        nb__node *n = nb__record(ctx, d->op, y, 1, &a);
+        if (!n)
+            return NULL;
+        n->a = *at;
+    }
+    return y;
+}
+
+nb_status nb__unary_backward(nb_ctx *ctx, nb__node *n, const nb__ew_def *d)
+{
+    nb_tensor *x = n->in[0], *y = n->out, *dx;
+    nb_status st = nb__grad_of(ctx, x, &dx);
+    if (st != NB_OK || !dx)
+        return st;
+    nb__iter it;
+    nb__iter_init(&it, y->ndim, y->shape);
+    nb__iter_add_t(&it, dx);
+    nb__iter_add_t(&it, y->grad);
+    nb__iter_add_t(&it, x);
+    nb__iter_add_t(&it, y);
+    nb__iter_run(&it, d->bwd[0][NB__DTI(x->dtype)], &n->a, ctx->nthreads);
+    return NB_OK;
+}
+
+nb_tensor *nb__binary(nb_ctx *ctx, const nb__ew_def *d, nb_tensor *a, nb_tensor *b,
+                      const nb__attrs *at)
+{
+    const char *name = nb__ops[d->op].name;
+    if (!ctx || nb__null_in(ctx, name, 2, a, b) || !nb__check_float(ctx, name, a, b))
+        return NULL;
+    int64_t shape[NB_MAX_DIMS];
+    int nd = nb__broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, shape);
+    if (nd < 0) {
+        char sa[NB__SHAPE_BUF], sb[NB__SHAPE_BUF];
+        nb__err(ctx, NB_ERR_SHAPE, "%s: shapes do not broadcast: %s and %s", name,
+                nb_shape_str(a, sa, sizeof sa), nb_shape_str(b, sb, sizeof sb));
+        return NULL;
+    }
+    nb_tensor *y = nb__new_step(ctx, a->dtype, nd, shape);
+    if (!y)
+        return NULL;
+    nb__attrs none;
+    if (!at) {
+        memset(&none, 0, sizeof none);
+        at = &none;
+    }
+    nb__iter it;
+    nb__iter_init(&it, nd, shape);
+    nb__iter_add_t(&it, y);
+    nb__iter_add_t(&it, a);
+    nb__iter_add_t(&it, b);
+    nb__iter_run(&it, d->fwd[NB__DTI(a->dtype)], at, ctx->nthreads);
+    nb_tensor *in[2] = {a, b};
+    if (nb__needs_grad(ctx, 2, in)) {
+        nb__node *n = nb__record(ctx, d->op, y, 2, in);
+        if (!n)
+            return NULL;
+        n->a = *at;
+    }
+    return y;
+}
+
+nb_status nb__binary_backward(nb_ctx *ctx, nb__node *n, const nb__ew_def *d)
+{
+    nb_tensor *y = n->out;
+    for (int i = 0; i < 2; i++) {
+        nb_tensor *t = n->in[i], *dt;
+        if (!d->bwd[i][0])
+            continue;
+        nb_status st = nb__grad_of(ctx, t, &dt);
+        if (st != NB_OK)
+            return st;
+        if (!dt)
+            continue;
+        /* dt is iterated over the output's shape: where the input was
+         * broadcast its stride is 0 and the kernel's += sums the terms */
+        nb__iter it;
+        nb__iter_init(&it, y->ndim, y->shape);
+        nb__iter_add_t(&it, dt);
+        nb__iter_add_t(&it, y->grad);
+        nb__iter_add_t(&it, n->in[0]);
+        nb__iter_add_t(&it, n->in[1]);
+        nb__iter_add_t(&it, y);
+        nb__iter_run(&it, d->bwd[i][NB__DTI(y->dtype)], &n->a, ctx->nthreads);
+    }
+    return NB_OK;
+}

@@ -1,0 +1,133 @@
+/* softmax and log_softmax over one axis, stable by subtracting the row max.
+ *   softmax      y = e^(x - m) / s,  s = sum e^(x - m)     dx += y (g - sum(g y))
+ *   log_softmax  y = x - m - ln s                          dx += g - e^y sum(g)
+ * Only the output is needed for backward. Rows along the axis are strided
+ * by `inner` (the product of the dims after the axis). */
+#include "core/internal.h"
+
+#include <math.h>
+#include <stdio.h>
+
+typedef struct {
+    int64_t outer, len, inner;
+} rows_t;
+
+#define SOFTMAX_KERNS(T, SUF, EXP, LOG)                                                  \
+    static void fwd_##SUF(const rows_t *r, const T *x, T *y, bool logsm, int nt)         \
+    {                                                                                    \
+        int64_t nrows = r->outer * r->inner;                                             \
+        _Pragma("omp parallel for num_threads(nt) if (nrows * r->len > 32768)")          \
+        for (int64_t q = 0; q < nrows; q++) {                                            \
+            int64_t o = q / r->inner, i = q % r->inner, st = r->inner;                   \
+            const T *xr = x + o * r->len * r->inner + i;                                 \
+            T *yr = y + o * r->len * r->inner + i;                                       \
+            T m = -INFINITY;                                                             \
+            for (int64_t j = 0; j < r->len; j++)                                         \
+                if (xr[j * st] > m || xr[j * st] != xr[j * st])                          \
+                    m = xr[j * st];                                                      \
+            if (m == -INFINITY)                                                          \
+                m = 0; /* a row of -inf: let the result be nan like torch */             \
+            T s = 0;                                                                     \
+            for (int64_t j = 0; j < r->len; j++) {                                       \
+                T e = EXP(xr[j * st] - m);                                               \
+                s += e;                                                                  \
+                if (!logsm)                                                              \
+                    yr[j * st] = e;                                                      \
+            }                                                                            \
+            if (logsm) {                                                                 \
+                T ls = m + LOG(s);                                                       \
+                for (int64_t j = 0; j < r->len; j++)                                     \
+                    yr[j * st] = xr[j * st] - ls;                                        \
+            } else {                                                                     \
+                T inv = (T)1 / s;                                                        \
+                for (int64_t j = 0; j < r->len; j++)                                     \
+                    yr[j * st] *= inv;                                                   \
+            }                                                                            \
+        }                                                                                \
+    }                                                                                    \
+    static void bwd_##SUF(const rows_t *r, const T *y, const T *g, T *dx, bool logsm,    \
+                          int nt)                                                        \
+    {                                                                                    \
+        int64_t nrows = r->outer * r->inner;                                             \
+        _Pragma("omp parallel for num_threads(nt) if (nrows * r->len > 32768)")          \
+        for (int64_t q = 0; q < nrows; q++) {                                            \
+            int64_t o = q / r->inner, i = q % r->inner, st = r->inner;                   \
+            int64_t base = o * r->len * r->inner + i;                                    \
+            const T *yr = y + base, *gr = g + base;                                      \
+            T *dr = dx + base;                                                           \
+            T dot = 0;                                                                   \
+            for (int64_t j = 0; j < r->len; j++)                                         \
+                dot += logsm ? gr[j * st] : gr[j * st] * yr[j * st];                     \
+            for (int64_t j = 0; j < r->len; j++)                                         \
+                dr[j * st] += logsm ? gr[j * st] - EXP(yr[j * st]) * dot                 \
+                                    : yr[j * st] * (gr[j * st] - dot);                   \
+        }                                                                                \
+    }
+SOFTMAX_KERNS(float, f32, expf, logf)
+SOFTMAX_KERNS(double, f64, exp, log)
+
+static rows_t rows_of(const nb_tensor *t, int axis)
+{
+    rows_t r = {1, t->shape[axis], 1};
+    for (int d = 0; d < axis; d++)
+        r.outer *= t->shape[d];
+    for (int d = axis + 1; d < t->ndim; d++)
+        r.inner *= t->shape[d];
+    return r;
+}
+
+static nb_tensor *softmax_any(nb_ctx *ctx, nb_tensor *x, int axis, bool logsm)
+{
+    const char *op = logsm ? "log_softmax" : "softmax";
+    if (!ctx || nb__null_in(ctx, op, 1, x))
+        return NULL;
+    if (!nb__is_float(x->dtype)) {
+        nb__err(ctx, NB_ERR_DTYPE, "%s: needs a float tensor, got %s", op, nb_dtype_name(x->dtype));
+        return NULL;
+    }
+    int ax = nb__axis(axis, x->ndim);
+    if (ax < 0) {
+        char b[NB__SHAPE_BUF];
+        nb__err(ctx, NB_ERR_AXIS, "%s: axis %d out of range for %s", op, axis,
+                nb_shape_str(x, b, sizeof b));
+        return NULL;
+    }
+    x = nb_contiguous(ctx, x);
+    if (!x)
+        return NULL;
+    nb_tensor *y = nb__new_step(ctx, x->dtype, x->ndim, x->shape);
+    if (!y)
+        return NULL;
+    rows_t r = rows_of(x, ax);
+    if (x->dtype == NB_F32)
+        fwd_f32(&r, x->data, y->data, logsm, ctx->nthreads);
+    else
+        fwd_f64(&r, x->data, y->data, logsm, ctx->nthreads);
+    if (nb__needs_grad(ctx, 1, &x)) {
+        nb__node *n = nb__record(ctx, logsm ? NB__OP_LOG_SOFTMAX : NB__OP_SOFTMAX, y, 1, &x);
+        if (!n)
+            return NULL;
+        n->a.axes[0] = ax;
+    }
+    return y;
+}
+
+nb_tensor *nb_softmax(nb_ctx *ctx, nb_tensor *a, int axis) { return softmax_any(ctx, a, axis, false); }
+nb_tensor *nb_log_softmax(nb_ctx *ctx, nb_tensor *a, int axis) { return softmax_any(ctx, a, axis, true); }
+
+static nb_status backward(nb_ctx *ctx, nb__node *n, bool logsm)
+{
+    nb_tensor *x = n->in[0], *y = n->out, *dx;
+    nb_status st = nb__grad_of(ctx, x, &dx);
+    if (st != NB_OK || !dx)
+        return st;
+    rows_t r = rows_of(y, n->a.axes[0]);
+    if (y->dtype == NB_F32)
+        bwd_f32(&r, y->data, y->grad->data, dx->data, logsm, ctx->nthreads);
+    else
+        bwd_f64(&r, y->data, y->grad->data, dx->data, logsm, ctx->nthreads);
+    return NB_OK;
+}
+
+nb_status nb__softmax_backward(nb_ctx *ctx, nb__node *n) { return backward(ctx, n, false); }
+nb_status nb__log_softmax_backward(nb_ctx *ctx, nb__node *n) { return backward(ctx, n, true); }
