@@ -407,7 +407,7 @@ typedef nb_tensor *(*nb_gradcheck_fn)(nb_ctx *ctx, nb_tensor *const *inputs, int
                                       void *user);
 
 typedef struct nb_gradcheck_opts {
-    double eps;      /* central-difference step; default 1e-6 */
+    double eps;      /* central-difference step; default 1e-5 */
     double tol;      /* worst relative error allowed; default 1e-6 */
     double abs_floor; /* errors are relative to max(|analytic|, |numeric|, floor); default 1e-3 */
     uint64_t seed;   /* weights of the random projection; default 1 */

@@ -14,7 +14,7 @@
 nb_gradcheck_opts nb_gradcheck_opts_default(void)
 {
     nb_gradcheck_opts o;
-    o.eps = 1e-6;
+    o.eps = 1e-5; /* near cbrt(f64 epsilon): balances truncation and rounding */
     o.tol = 1e-5;
     o.abs_floor = 1e-3;
     o.seed = 1;

@@ -1,0 +1,35 @@
+/* Sample invocations of every op, keyed by the op table's ids. test_ops.c
+ * walks the op table and fails for an op without samples, so a new op is
+ * checked (gradient check, backward twice, PyTorch parity) once it has one. */
+#ifndef NB_OP_SAMPLES_H
+#define NB_OP_SAMPLES_H
+
+#include "core/internal.h"
+
+#define SAMPLE_MAX_IN 6
+
+typedef struct op_sample {
+    char label[64];
+    int n_in;
+    nb_tensor *in[SAMPLE_MAX_IN]; /* f64 leaves (float ones require grad) or indices */
+    nb_gradcheck_fn fn;           /* builds the output from in[]; user = this sample */
+    /* parameters fn reads */
+    int axes[NB_MAX_DIMS], naxes, keep, axis;
+    double f[4];
+    int64_t shape[NB_MAX_DIMS];
+    int ndim;
+    /* the same computation in PyTorch: x0..x5 are the inputs, OUT is nabla's
+     * output (for random ops), F is torch.nn.functional */
+    char expr[320];
+    bool no_grad;     /* the op has no gradient (comparisons) */
+    double gc_eps;    /* 0: gradcheck's default */
+    double gc_tol;    /* 0: gradcheck's default */
+} op_sample;
+
+/* Fills s for the given variant; returns false when the op has no such
+ * variant. Inputs come from the context's arena, values from r. */
+typedef bool (*sample_gen)(nb_ctx *ctx, nb_rng *r, int variant, op_sample *s);
+
+extern const sample_gen op_samples[NB__OP_COUNT];
+
+#endif
