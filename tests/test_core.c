@@ -347,6 +347,19 @@ static void test_threads_same_result(void **state)
     assert_int_equal(nb_get_num_threads(ctx), 2);
     nb_tensor *b = nb_tanh(ctx, nb_mul(ctx, x, x));
     assert_memory_equal(a->data, b->data, (size_t)n * 4);
+    /* a GEMM split over two threads (rows, then columns of C) */
+    for (int wide = 0; wide < 2; wide++) {
+        nb_tensor *A = nb_zeros(ctx, NB_F32, NB_SHAPE(wide ? 40 : 300, 200));
+        nb_tensor *B = nb_zeros(ctx, NB_F32, NB_SHAPE(200, wide ? 300 : 40));
+        nb_fill_normal(ctx, A, 0, 1);
+        nb_fill_normal(ctx, B, 0, 1);
+        nb_set_num_threads(ctx, 1);
+        nb_tensor *c1 = nb_matmul(ctx, A, B);
+        nb_set_num_threads(ctx, 2);
+        nb_tensor *c2 = nb_matmul(ctx, A, B);
+        for (int64_t i = 0; i < nb_numel(c1); i++)
+            assert_close(nb_get(c2, i), nb_get(c1, i), 1e-5);
+    }
     nb_ctx_free(ctx);
 }
 

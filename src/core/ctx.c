@@ -102,8 +102,9 @@ void nb_set_num_threads(nb_ctx *ctx, int n)
     if (!ctx)
         return;
     ctx->nthreads = n > 0 ? n : default_threads();
-    /* OpenBLAS keeps one process-wide pool; follow the context's count. */
-    openblas_set_num_threads(ctx->nthreads);
+    /* nabla splits GEMMs over its own threads and runs OpenBLAS inside them
+     * single-threaded (why: src/kernels/gemm.h). */
+    openblas_set_num_threads(1);
 }
 
 int nb_get_num_threads(const nb_ctx *ctx) { return ctx ? ctx->nthreads : 0; }

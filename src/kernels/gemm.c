@@ -1,4 +1,5 @@
 #include "kernels/gemm.h"
+#include "kernels/parallel.h"
 
 #include <cblas.h>
 #include <limits.h>
@@ -47,8 +48,8 @@ bool nb__mat_blas_ok(int64_t rows, int64_t cols, int64_t rs, int64_t cs)
 SMALL_GEMM(small_f32, float)
 SMALL_GEMM(small_f64, double)
 
-void nb__gemm(nb_dtype dt, int64_t m, int64_t n, int64_t k, double alpha, nb__mat A, nb__mat B,
-              double beta, void *C, int64_t ldc)
+static void gemm1(nb_dtype dt, int64_t m, int64_t n, int64_t k, double alpha, nb__mat A,
+                  nb__mat B, double beta, void *C, int64_t ldc)
 {
     if (m == 0 || n == 0)
         return;
@@ -70,4 +71,43 @@ void nb__gemm(nb_dtype dt, int64_t m, int64_t n, int64_t k, double alpha, nb__ma
     else
         cblas_dgemm(CblasRowMajor, TA, TB, (int)m, (int)n, (int)k, alpha, A.p, (int)lda, B.p,
                     (int)ldb, beta, C, (int)ldc);
+}
+
+/* Products below this many multiply-adds stay on one thread. */
+#define NB__GEMM_PAR (1 << 18)
+
+typedef struct {
+    nb_dtype dt;
+    int64_t m, n, k;
+    double alpha, beta;
+    nb__mat A, B;
+    char *C;
+    int64_t ldc;
+    bool by_rows;
+} gemm_job;
+
+static void gemm_range(int64_t b, int64_t e, void *arg)
+{
+    const gemm_job *J = arg;
+    size_t es = nb_dtype_size(J->dt);
+    nb__mat A = J->A, B = J->B;
+    if (J->by_rows) {
+        A.p = (const char *)A.p + b * A.rs * (int64_t)es;
+        gemm1(J->dt, e - b, J->n, J->k, J->alpha, A, B, J->beta, J->C + b * J->ldc * (int64_t)es,
+              J->ldc);
+    } else {
+        B.p = (const char *)B.p + b * B.cs * (int64_t)es;
+        gemm1(J->dt, J->m, e - b, J->k, J->alpha, A, B, J->beta, J->C + b * (int64_t)es, J->ldc);
+    }
+}
+
+void nb__gemm(nb_dtype dt, int64_t m, int64_t n, int64_t k, double alpha, nb__mat A, nb__mat B,
+              double beta, void *C, int64_t ldc, int nthreads)
+{
+    if (nthreads <= 1 || m * n * k < NB__GEMM_PAR) {
+        gemm1(dt, m, n, k, alpha, A, B, beta, C, ldc);
+        return;
+    }
+    gemm_job J = {dt, m, n, k, alpha, beta, A, B, C, ldc, m >= n};
+    nb__parallel_for(nthreads, J.by_rows ? m : n, 1 << 20, gemm_range, &J);
 }

@@ -2,7 +2,13 @@
  * general element strides for A and B (one of each pair must be 1 for BLAS).
  * Large products go to OpenBLAS; tiny ones (below NB__GEMM_SMALL
  * multiply-adds) run a plain loop, because BLAS's call overhead dominates
- * there (measured in bench/). */
+ * there (measured in bench/).
+ *
+ * Threads: OpenBLAS is pinned to one thread and nabla splits a large product
+ * over its own OpenMP threads. Why: OpenBLAS 0.3.21's threaded GEMM mallocs a
+ * 512 KiB job buffer on every call (seen in test_alloc), and its pthread pool
+ * spinning next to libgomp's is what makes PyTorch slow at 2 threads here;
+ * with one owner of the threads, neither happens. */
 #ifndef NB_GEMM_H
 #define NB_GEMM_H
 
@@ -18,8 +24,9 @@ typedef struct nb__mat {
 /* True when BLAS can read the rows x cols matrix with these strides. */
 bool nb__mat_blas_ok(int64_t rows, int64_t cols, int64_t rs, int64_t cs);
 
-/* C [m, n] (row stride ldc, column stride 1) = alpha A[m,k] B[k,n] + beta C. */
+/* C [m, n] (row stride ldc, column stride 1) = alpha A[m,k] B[k,n] + beta C,
+ * split over nthreads by rows (or columns, when C is wide) of C. */
 void nb__gemm(nb_dtype dt, int64_t m, int64_t n, int64_t k, double alpha, nb__mat A, nb__mat B,
-              double beta, void *C, int64_t ldc);
+              double beta, void *C, int64_t ldc, int nthreads);
 
 #endif

@@ -1,8 +1,5 @@
 #include "kernels/iter.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "kernels/parallel.h"
 
 void nb__iter_init(nb__iter *it, int ndim, const int64_t *shape)
 {
@@ -118,6 +115,18 @@ static void run_range(const nb__iter *it, nb__kern kern, const void *arg, int64_
     }
 }
 
+typedef struct {
+    const nb__iter *it;
+    nb__kern kern;
+    const void *arg;
+} iter_job;
+
+static void iter_range(int64_t b, int64_t e, void *arg)
+{
+    const iter_job *J = arg;
+    run_range(J->it, J->kern, J->arg, b, e);
+}
+
 void nb__iter_run(nb__iter *it, nb__kern kern, const void *arg, int nthreads)
 {
     int64_t total = nb__prod(it->ndim, it->shape);
@@ -132,16 +141,6 @@ void nb__iter_run(nb__iter *it, nb__kern kern, const void *arg, int nthreads)
         run_range(it, kern, arg, 0, total);
         return;
     }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nthreads)
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int64_t chunk = (total + nt - 1) / nt;
-        int64_t a = (int64_t)t * chunk, b = a + chunk < total ? a + chunk : total;
-        if (a < b)
-            run_range(it, kern, arg, a, b);
-    }
-#else
-    run_range(it, kern, arg, 0, total);
-#endif
+    iter_job J = {it, kern, arg};
+    nb__parallel_for(nthreads, total, 1, iter_range, &J);
 }

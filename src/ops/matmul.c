@@ -162,12 +162,13 @@ nb_tensor *nb_matmul(nb_ctx *ctx, nb_tensor *a, nb_tensor *b)
         return NULL;
     if (foldable(a, &P, b->ndim)) {
         int64_t M = nb__prod(P.nbatch, P.bshape) * P.m;
-        nb__gemm(a->dtype, M, P.n, P.k, 1.0, mat_of(a, 0), mat_of(b, 0), 0.0, y->data, P.n);
+        nb__gemm(a->dtype, M, P.n, P.k, 1.0, mat_of(a, 0), mat_of(b, 0), 0.0, y->data, P.n,
+                 ctx->nthreads);
     } else {
         size_t es = nb_dtype_size(a->dtype);
         FOR_BATCH(&P, oa, ob, oy,
                   nb__gemm(a->dtype, P.m, P.n, P.k, 1.0, mat_of(a, oa), mat_of(b, ob), 0.0,
-                           (char *)y->data + oy * (int64_t)es, P.n));
+                           (char *)y->data + oy * (int64_t)es, P.n, ctx->nthreads));
     }
     nb_tensor *in[2] = {a, b};
     if (nb__needs_grad(ctx, 2, in) && !nb__record(ctx, NB__OP_MATMUL, y, 2, in))
@@ -194,10 +195,11 @@ nb_status nb__matmul_backward(nb_ctx *ctx, nb__node *node)
         int64_t M = nb__prod(P.nbatch, P.bshape) * P.m;
         nb__mat G = {g->data, P.n, 1};
         if (da) /* da is contiguous, so its rows fold the same way */
-            nb__gemm(dt, M, P.k, P.n, 1.0, G, mat_t(mat_of(b, 0)), 1.0, da->data, P.k);
+            nb__gemm(dt, M, P.k, P.n, 1.0, G, mat_t(mat_of(b, 0)), 1.0, da->data, P.k,
+                     ctx->nthreads);
         if (db) {
             nb__mat At = mat_t(mat_of(a, 0)); /* [k, M] */
-            nb__gemm(dt, P.k, P.n, M, 1.0, At, G, 1.0, db->data, P.n);
+            nb__gemm(dt, P.k, P.n, M, 1.0, At, G, 1.0, db->data, P.n, ctx->nthreads);
         }
         return NB_OK;
     }
@@ -215,7 +217,7 @@ nb_status nb__matmul_backward(nb_ctx *ctx, nb__node *node)
                 rem /= P.bshape[d];
             }
             nb__gemm(dt, P.m, P.k, P.n, 1.0, G, mat_t(mat_of(b, ob)), 1.0,
-                     (char *)da->data + od * (int64_t)es, P.k);
+                     (char *)da->data + od * (int64_t)es, P.k, ctx->nthreads);
         }
         if (db) {
             int64_t od = 0, rem = t_;
@@ -224,7 +226,7 @@ nb_status nb__matmul_backward(nb_ctx *ctx, nb__node *node)
                 rem /= P.bshape[d];
             }
             nb__gemm(dt, P.k, P.n, P.m, 1.0, mat_t(mat_of(a, oa)), G, 1.0,
-                     (char *)db->data + od * (int64_t)es, P.n);
+                     (char *)db->data + od * (int64_t)es, P.n, ctx->nthreads);
         }
     });
     return NB_OK;

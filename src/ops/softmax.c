@@ -4,6 +4,7 @@
  * Only the output is needed for backward. Rows along the axis are strided
  * by `inner` (the product of the dims after the axis). */
 #include "core/internal.h"
+#include "kernels/parallel.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,15 +13,23 @@ typedef struct {
     int64_t outer, len, inner;
 } rows_t;
 
+typedef struct {
+    rows_t r;
+    const void *x, *g; /* forward input, or backward's output y and upstream g */
+    void *y;           /* forward output, or backward's dx (+=) */
+    bool logsm;
+} job_t;
+
+/* Rows [q0, q1) of the outer * inner rows, each `len` long with stride inner. */
 #define SOFTMAX_KERNS(T, SUF, EXP, LOG)                                                  \
-    static void fwd_##SUF(const rows_t *r, const T *x, T *y, bool logsm, int nt)         \
+    static void fwd_##SUF(int64_t q0, int64_t q1, void *arg)                             \
     {                                                                                    \
-        int64_t nrows = r->outer * r->inner;                                             \
-        _Pragma("omp parallel for num_threads(nt) if (nrows * r->len > 32768)")          \
-        for (int64_t q = 0; q < nrows; q++) {                                            \
+        const job_t *J = arg;                                                            \
+        const rows_t *r = &J->r;                                                         \
+        for (int64_t q = q0; q < q1; q++) {                                              \
             int64_t o = q / r->inner, i = q % r->inner, st = r->inner;                   \
-            const T *xr = x + o * r->len * r->inner + i;                                 \
-            T *yr = y + o * r->len * r->inner + i;                                       \
+            const T *xr = (const T *)J->x + o * r->len * r->inner + i;                   \
+            T *yr = (T *)J->y + o * r->len * r->inner + i;                               \
             T m = -INFINITY;                                                             \
             for (int64_t j = 0; j < r->len; j++)                                         \
                 if (xr[j * st] > m || xr[j * st] != xr[j * st])                          \
@@ -31,10 +40,10 @@ typedef struct {
             for (int64_t j = 0; j < r->len; j++) {                                       \
                 T e = EXP(xr[j * st] - m);                                               \
                 s += e;                                                                  \
-                if (!logsm)                                                              \
+                if (!J->logsm)                                                           \
                     yr[j * st] = e;                                                      \
             }                                                                            \
-            if (logsm) {                                                                 \
+            if (J->logsm) {                                                              \
                 T ls = m + LOG(s);                                                       \
                 for (int64_t j = 0; j < r->len; j++)                                     \
                     yr[j * st] = xr[j * st] - ls;                                        \
@@ -45,22 +54,21 @@ typedef struct {
             }                                                                            \
         }                                                                                \
     }                                                                                    \
-    static void bwd_##SUF(const rows_t *r, const T *y, const T *g, T *dx, bool logsm,    \
-                          int nt)                                                        \
+    static void bwd_##SUF(int64_t q0, int64_t q1, void *arg)                             \
     {                                                                                    \
-        int64_t nrows = r->outer * r->inner;                                             \
-        _Pragma("omp parallel for num_threads(nt) if (nrows * r->len > 32768)")          \
-        for (int64_t q = 0; q < nrows; q++) {                                            \
+        const job_t *J = arg;                                                            \
+        const rows_t *r = &J->r;                                                         \
+        for (int64_t q = q0; q < q1; q++) {                                              \
             int64_t o = q / r->inner, i = q % r->inner, st = r->inner;                   \
             int64_t base = o * r->len * r->inner + i;                                    \
-            const T *yr = y + base, *gr = g + base;                                      \
-            T *dr = dx + base;                                                           \
+            const T *yr = (const T *)J->x + base, *gr = (const T *)J->g + base;          \
+            T *dr = (T *)J->y + base;                                                    \
             T dot = 0;                                                                   \
             for (int64_t j = 0; j < r->len; j++)                                         \
-                dot += logsm ? gr[j * st] : gr[j * st] * yr[j * st];                     \
+                dot += J->logsm ? gr[j * st] : gr[j * st] * yr[j * st];                  \
             for (int64_t j = 0; j < r->len; j++)                                         \
-                dr[j * st] += logsm ? gr[j * st] - EXP(yr[j * st]) * dot                 \
-                                    : yr[j * st] * (gr[j * st] - dot);                   \
+                dr[j * st] += J->logsm ? gr[j * st] - EXP(yr[j * st]) * dot              \
+                                       : yr[j * st] * (gr[j * st] - dot);                \
         }                                                                                \
     }
 SOFTMAX_KERNS(float, f32, expf, logf)
@@ -98,11 +106,9 @@ static nb_tensor *softmax_any(nb_ctx *ctx, nb_tensor *x, int axis, bool logsm)
     nb_tensor *y = nb__new_step(ctx, x->dtype, x->ndim, x->shape);
     if (!y)
         return NULL;
-    rows_t r = rows_of(x, ax);
-    if (x->dtype == NB_F32)
-        fwd_f32(&r, x->data, y->data, logsm, ctx->nthreads);
-    else
-        fwd_f64(&r, x->data, y->data, logsm, ctx->nthreads);
+    job_t J = {rows_of(x, ax), x->data, NULL, y->data, logsm};
+    nb__parallel_for(ctx->nthreads, J.r.outer * J.r.inner, 4 * J.r.len,
+                     x->dtype == NB_F32 ? fwd_f32 : fwd_f64, &J);
     if (nb__needs_grad(ctx, 1, &x)) {
         nb__node *n = nb__record(ctx, logsm ? NB__OP_LOG_SOFTMAX : NB__OP_SOFTMAX, y, 1, &x);
         if (!n)
@@ -121,11 +127,9 @@ static nb_status backward(nb_ctx *ctx, nb__node *n, bool logsm)
     nb_status st = nb__grad_of(ctx, x, &dx);
     if (st != NB_OK || !dx)
         return st;
-    rows_t r = rows_of(y, n->a.axes[0]);
-    if (y->dtype == NB_F32)
-        bwd_f32(&r, y->data, y->grad->data, dx->data, logsm, ctx->nthreads);
-    else
-        bwd_f64(&r, y->data, y->grad->data, dx->data, logsm, ctx->nthreads);
+    job_t J = {rows_of(y, n->a.axes[0]), y->data, y->grad->data, dx->data, logsm};
+    nb__parallel_for(ctx->nthreads, J.r.outer * J.r.inner, 3 * J.r.len,
+                     y->dtype == NB_F32 ? bwd_f32 : bwd_f64, &J);
     return NB_OK;
 }
 
