@@ -8,55 +8,17 @@ the output and every input gradient must agree within 1e-5, measured as
 max|nabla - torch| / max|torch| over the tensor (relative to its scale).
 Exit status 1 on any mismatch. Usage: parity_ops.py PARITY_FILE
 """
-import struct
+import os
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: F401  (used by the expressions)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nbdump import Reader, rel_err  # noqa: E402
+
 TOL = 1e-5
-DTYPES = {0: np.float32, 1: np.float64, 2: np.int32, 3: np.int64, 4: np.uint8}
-
-
-class Reader:
-    def __init__(self, data):
-        self.d, self.p = data, 0
-
-    def take(self, n):
-        b = self.d[self.p:self.p + n]
-        if len(b) != n:
-            raise EOFError
-        self.p += n
-        return b
-
-    def u32(self):
-        return struct.unpack("<I", self.take(4))[0]
-
-    def str(self):
-        return self.take(self.u32()).decode()
-
-    def tensor(self):
-        if self.take(1)[0] == 0:
-            return None, False
-        dt, rg = self.take(1)[0], self.take(1)[0]
-        ndim = self.u32()
-        shape = struct.unpack("<%dq" % ndim, self.take(8 * ndim)) if ndim else ()
-        npdt = np.dtype(DTYPES[dt])
-        n = int(np.prod(shape)) if ndim else 1
-        arr = np.frombuffer(self.take(n * npdt.itemsize), dtype=npdt).reshape(shape)
-        return arr.copy(), bool(rg)
-
-
-def rel_err(ours, ref):
-    ours = np.asarray(ours, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    if ours.shape != ref.shape:
-        return float("inf"), "shape %s vs torch %s" % (ours.shape, ref.shape)
-    if ours.size == 0:
-        return 0.0, ""
-    scale = max(np.max(np.abs(ref)), 1e-30)
-    return float(np.max(np.abs(ours - ref)) / scale), ""
 
 
 def main(path):
@@ -88,16 +50,16 @@ def main(path):
         if ref.dtype == torch.bool:
             ref = ref.to(torch.uint8)
         errs = []
-        e, why = rel_err(out, ref.detach().numpy())
-        errs.append(("output", e, why))
+        refo = ref.detach().numpy()
+        why = "" if np.shape(out) == refo.shape else "shape %s vs torch %s" % (np.shape(out), refo.shape)
+        errs.append(("output", rel_err(out, refo), why))
         if w is not None:
             ref.backward(torch.from_numpy(w))
             for i, (t, g) in enumerate(zip(xs, grads)):
                 if g is None:
                     continue
                 tg = t.grad if t.grad is not None else torch.zeros_like(t)
-                e, why = rel_err(g, tg.numpy())
-                errs.append(("grad x%d" % i, e, why))
+                errs.append(("grad x%d" % i, rel_err(g, tg.numpy()), ""))
         count += 1
         for what, e, why in errs:
             worst[name] = max(worst.get(name, 0.0), e)

@@ -5,6 +5,7 @@
  *   - the float32 run (inputs, W, output, input gradients) is written to the
  *     parity file that tests/parity_ops.py replays in PyTorch.
  * Usage: test_ops [PARITY_FILE] */
+#include "dump.h"
 #include "op_samples.h"
 
 #include <math.h>
@@ -17,30 +18,6 @@
 #include <cmocka.h>
 
 static FILE *parity_out;
-
-/* ---- the parity file: a flat binary stream read by parity_ops.py -------- */
-static void put_u32(uint32_t v) { fwrite(&v, 4, 1, parity_out); }
-static void put_str(const char *s)
-{
-    put_u32((uint32_t)strlen(s));
-    fwrite(s, 1, strlen(s), parity_out);
-}
-/* tensor: u8 present, u8 dtype, u8 requires_grad, u32 ndim, i64 shape[], data */
-static void put_tensor(const nb_tensor *t)
-{
-    uint8_t present = t != NULL;
-    fwrite(&present, 1, 1, parity_out);
-    if (!t)
-        return;
-    uint8_t dt = (uint8_t)t->dtype, rg = (t->flags & NB_REQUIRES_GRAD) != 0;
-    fwrite(&dt, 1, 1, parity_out);
-    fwrite(&rg, 1, 1, parity_out);
-    put_u32((uint32_t)t->ndim);
-    fwrite(t->shape, sizeof(int64_t), (size_t)t->ndim, parity_out);
-    size_t es = nb_dtype_size(t->dtype);
-    for (int64_t i = 0; i < nb_numel(t); i++)
-        fwrite(nb__elem_ptr(t, i), es, 1, parity_out);
-}
 
 static nb_tensor *weights_like(nb_ctx *ctx, const nb_tensor *y, uint64_t seed)
 {
@@ -121,15 +98,15 @@ static void dump_f32(nb_ctx *ctx, op_sample *s, const char *name, int v)
         w = weights_like(ctx, y, 7);
         assert_int_equal(nb_backward_with(ctx, y, w), NB_OK);
     }
-    put_str(name);
-    put_str(s->expr);
-    put_u32((uint32_t)s->n_in);
+    dump_str(parity_out, name);
+    dump_str(parity_out, s->expr);
+    dump_u32(parity_out, (uint32_t)s->n_in);
     for (int i = 0; i < s->n_in; i++)
-        put_tensor(in32[i]);
-    put_tensor(w);
-    put_tensor(y);
+        dump_tensor(parity_out, in32[i]);
+    dump_tensor(parity_out, w);
+    dump_tensor(parity_out, y);
     for (int i = 0; i < s->n_in; i++)
-        put_tensor(nb_requires_grad(in32[i]) ? in32[i]->grad : NULL);
+        dump_tensor(parity_out, nb_requires_grad(in32[i]) ? in32[i]->grad : NULL);
 }
 
 static void test_op(void **state)
