@@ -27,7 +27,8 @@ nb__node *nb__record(nb_ctx *ctx, nb__op_id op, nb_tensor *out, int n, nb_tensor
         nb__arena_err(ctx, nb__ops[op].name, sizeof *node);
         return NULL;
     }
-    memset(node, 0, sizeof *node);
+    node->saved[0] = node->saved[1] = NULL;
+    memset(&node->a, 0, sizeof node->a);
     node->op = op;
     node->n_in = n;
     if (n <= NB__NODE_INLINE_IN) {
@@ -61,7 +62,7 @@ nb_status nb__grad_of(nb_ctx *ctx, nb_tensor *t, nb_tensor **g)
         *g = t->grad;
         return NB_OK;
     }
-    size_t bytes = (size_t)nb_numel(t) * nb_dtype_size(t->dtype);
+    size_t bytes = (size_t)nb__numel(t) * nb__esize(t->dtype);
     nb_tensor *gt;
     if (t->flags & NB_PERSISTENT) {
         size_t head = (sizeof(nb_tensor) + NB__ALIGN - 1) & ~(size_t)(NB__ALIGN - 1);
@@ -132,12 +133,12 @@ nb_status nb_backward(nb_ctx *ctx, nb_tensor *loss)
         return NB_ERR_NULL;
     if (nb__null_in(ctx, "backward", 1, loss))
         return ctx->err;
-    if (nb_numel(loss) != 1) {
+    if (nb__numel(loss) != 1) {
         char b[NB__SHAPE_BUF];
         return nb__err(ctx, NB_ERR_SHAPE,
                        "backward: output %s has %lld elements; give an upstream gradient with "
                        "nb_backward_with",
-                       nb_shape_str(loss, b, sizeof b), (long long)nb_numel(loss));
+                       nb_shape_str(loss, b, sizeof b), (long long)nb__numel(loss));
     }
     if (!nb__is_float(loss->dtype))
         return nb__err(ctx, NB_ERR_DTYPE, "backward: output dtype %s is not float",
@@ -151,7 +152,7 @@ nb_status nb_backward(nb_ctx *ctx, nb_tensor *loss)
 void nb_zero_grad(nb_tensor *t)
 {
     if (t && t->grad)
-        memset(t->grad->data, 0, (size_t)nb_numel(t->grad) * nb_dtype_size(t->grad->dtype));
+        memset(t->grad->data, 0, (size_t)nb__numel(t->grad) * nb__esize(t->grad->dtype));
 }
 
 void nb_zero_grads(nb_ctx *ctx)
@@ -221,18 +222,25 @@ nb_status nb__acc_grad(nb_ctx *ctx, nb_tensor *g, const nb_tensor *src, double a
 {
     /* iterate over the broadcast of both shapes: where g is smaller its
      * stride is 0 and terms are summed; where src is smaller it is repeated */
+    acc_arg a = {alpha};
+    nb__kern k = g->dtype == NB_F32 ? acc_f : acc_d;
+    if (nb__flat(g, src->ndim, src->shape) && nb__flat(src, src->ndim, src->shape)) {
+        int64_t es = (int64_t)nb__esize(g->dtype), esz[2] = {es, es};
+        void *p[2] = {g->data, src->data};
+        nb__run_flat(k, &a, nb__numel(src), 2, p, esz, ctx->nthreads);
+        return NB_OK;
+    }
     int64_t shape[NB_MAX_DIMS];
     int nd = nb__broadcast_shape(g->ndim, g->shape, src->ndim, src->shape, shape);
     if (nd < 0) {
-        char a[NB__SHAPE_BUF], b[NB__SHAPE_BUF];
+        char sg[NB__SHAPE_BUF], ss[NB__SHAPE_BUF];
         return nb__err(ctx, NB_ERR_SHAPE, "gradient accumulation: %s and %s do not broadcast",
-                       nb_shape_str(g, a, sizeof a), nb_shape_str(src, b, sizeof b));
+                       nb_shape_str(g, sg, sizeof sg), nb_shape_str(src, ss, sizeof ss));
     }
     nb__iter it;
     nb__iter_init(&it, nd, shape);
     nb__iter_add_t(&it, g);
     nb__iter_add_t(&it, src);
-    acc_arg a = {alpha};
-    nb__iter_run(&it, g->dtype == NB_F32 ? acc_f : acc_d, &a, ctx->nthreads);
+    nb__iter_run(&it, k, &a, ctx->nthreads);
     return NB_OK;
 }

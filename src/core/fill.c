@@ -138,7 +138,7 @@ static nb_status rand_fill(nb_ctx *ctx, nb_tensor *t, const char *op, int kind, 
         return nb__err(ctx, NB_ERR_ARG, "%s: probability %g is not in [0, 1]", op, x);
     if (kind == 1 && !(y >= 0.0))
         return nb__err(ctx, NB_ERR_ARG, "%s: standard deviation %g is negative", op, y);
-    int64_t n = nb_numel(t);
+    int64_t n = nb__numel(t);
     bool contig = nb_is_contiguous(t);
     for (int64_t i = 0; i < n; i++) {
         double v;
@@ -149,7 +149,7 @@ static nb_status rand_fill(nb_ctx *ctx, nb_tensor *t, const char *op, int kind, 
         else
             v = nb_rng_uniform(&ctx->rng) < x ? 1.0 : 0.0;
         if (contig)
-            nb__store(t->dtype, (char *)t->data + i * (int64_t)nb_dtype_size(t->dtype), v);
+            nb__store(t->dtype, (char *)t->data + i * (int64_t)nb__esize(t->dtype), v);
         else
             nb__store(t->dtype, nb__elem_ptr(t, i), v);
     }
@@ -226,11 +226,18 @@ nb_status nb_axpy(nb_ctx *ctx, nb_tensor *dst, double alpha, const nb_tensor *sr
     if (!nb__is_float(dst->dtype) || dst->dtype != src->dtype)
         return nb__err(ctx, NB_ERR_DTYPE, "axpy: needs two float tensors of one dtype, got %s and %s",
                        nb_dtype_name(dst->dtype), nb_dtype_name(src->dtype));
+    conv_arg a = {dst->dtype, src->dtype, alpha};
+    nb__kern k = dst->dtype == NB_F32 ? axpy_f : axpy_d;
+    if (nb__flat(dst, dst->ndim, dst->shape) && nb__flat(src, dst->ndim, dst->shape)) {
+        int64_t es = (int64_t)nb__esize(dst->dtype), esz[2] = {es, es};
+        void *p[2] = {dst->data, (void *)src->data};
+        nb__run_flat(k, &a, nb__numel(dst), 2, p, esz, ctx->nthreads);
+        return NB_OK;
+    }
     nb__iter it;
     nb__iter_init(&it, dst->ndim, dst->shape);
     nb__iter_add_t(&it, dst);
     nb__iter_add_t(&it, src);
-    conv_arg a = {dst->dtype, src->dtype, alpha};
-    nb__iter_run(&it, dst->dtype == NB_F32 ? axpy_f : axpy_d, &a, ctx->nthreads);
+    nb__iter_run(&it, k, &a, ctx->nthreads);
     return NB_OK;
 }

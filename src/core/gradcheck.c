@@ -24,7 +24,7 @@ nb_gradcheck_opts nb_gradcheck_opts_default(void)
 static double project(const nb_tensor *y, const double *w)
 {
     double s = 0;
-    int64_t n = nb_numel(y);
+    int64_t n = nb__numel(y);
     for (int64_t i = 0; i < n; i++)
         s += w[i] * nb__load(y->dtype, nb__elem_ptr(y, i));
     return s;
@@ -73,7 +73,7 @@ nb_status nb_gradcheck(nb_ctx *ctx, nb_gradcheck_fn f, void *user, nb_tensor *co
         st = ctx->err != NB_OK ? ctx->err : nb__err(ctx, NB_ERR_NULL, "gradcheck: f returned NULL");
         goto done;
     }
-    int64_t ny = nb_numel(y);
+    int64_t ny = nb__numel(y);
     w = nb__arena_alloc(ctx, sizeof(double) * (size_t)(ny ? ny : 1));
     nb_tensor *W = nb__new_step(ctx, y->dtype, y->ndim, y->shape);
     if (!w || !W) {
@@ -84,7 +84,7 @@ nb_status nb_gradcheck(nb_ctx *ctx, nb_gradcheck_fn f, void *user, nb_tensor *co
     nb_rng_seed(&wr, o.seed, 7);
     for (int64_t i = 0; i < ny; i++) {
         w[i] = nb_rng_normal(&wr);
-        nb__store(W->dtype, (char *)W->data + i * (int64_t)nb_dtype_size(W->dtype), w[i]);
+        nb__store(W->dtype, (char *)W->data + i * (int64_t)nb__esize(W->dtype), w[i]);
     }
     if (y->flags & NB_REQUIRES_GRAD) {
         st = nb_backward_with(ctx, y, W);
@@ -95,7 +95,7 @@ nb_status nb_gradcheck(nb_ctx *ctx, nb_gradcheck_fn f, void *user, nb_tensor *co
         nb_tensor *x = inputs[i];
         if (!(x->flags & NB_REQUIRES_GRAD))
             continue;
-        int64_t nx = nb_numel(x);
+        int64_t nx = nb__numel(x);
         ana[i] = nb__arena_alloc(ctx, sizeof(double) * (size_t)(nx ? nx : 1));
         if (!ana[i]) {
             st = nb__arena_err(ctx, "gradcheck", sizeof(double) * (size_t)nx);
@@ -112,7 +112,7 @@ nb_status nb_gradcheck(nb_ctx *ctx, nb_gradcheck_fn f, void *user, nb_tensor *co
         nb_tensor *x = inputs[i];
         if (!ana[i])
             continue;
-        int64_t nx = nb_numel(x);
+        int64_t nx = nb__numel(x);
         for (int64_t j = 0; j < nx; j++) {
             void *p = nb__elem_ptr(x, j);
             double orig = nb__load(x->dtype, p), L[2];

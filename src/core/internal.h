@@ -93,8 +93,19 @@ struct nb_ctx {
 /* Records the first error: "<what>: <message>". Returns the status. */
 nb_status nb__err(nb_ctx *ctx, nb_status s, const char *fmt, ...) NB__PRINTF(3, 4);
 /* NULL check for op inputs: records NB_ERR_NULL only when no error is
- * pending (so chained expressions keep the first cause). */
-bool nb__null_in(nb_ctx *ctx, const char *op, int n, ...);
+ * pending (so chained expressions keep the first cause). The inline test
+ * keeps the common path (nothing NULL) to a compare per input. */
+bool nb__null_in_slow(nb_ctx *ctx, const char *op, int n, const void *const *p);
+static inline bool nb__null_arr(nb_ctx *ctx, const char *op, int n, const void *const *p)
+{
+    for (int i = 0; i < n; i++)
+        if (!p[i])
+            return nb__null_in_slow(ctx, op, n, p);
+    return false;
+}
+#define nb__null_in(ctx, op, n, ...)                                                   \
+    nb__null_arr(ctx, op, (int)(sizeof((const void *[]){__VA_ARGS__}) / sizeof(void *)), \
+                 (const void *const[]){__VA_ARGS__})
 #define NB__SHAPE_BUF 96
 char *nb__shape_fmt(int ndim, const int64_t *shape, char *buf, size_t cap);
 
@@ -108,7 +119,14 @@ nb_status nb__arena_err(nb_ctx *ctx, const char *what, size_t bytes);
 nb_tensor *nb__new_step(nb_ctx *ctx, nb_dtype dt, int ndim, const int64_t *shape);
 /* A view header copying `src`'s dtype/data (arena), shape and strides set by caller. */
 nb_tensor *nb__new_view(nb_ctx *ctx, const nb_tensor *src);
-void nb__contig_strides(int ndim, const int64_t *shape, int64_t *strides);
+static inline void nb__contig_strides(int ndim, const int64_t *shape, int64_t *strides)
+{
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        strides[i] = s;
+        s *= shape[i] > 0 ? shape[i] : 1;
+    }
+}
 bool nb__shape_ok(nb_ctx *ctx, const char *op, int ndim, const int64_t *shape);
 
 /* ---- autodiff ---------------------------------------------------------- */
@@ -125,6 +143,10 @@ nb_status nb__grad_of(nb_ctx *ctx, nb_tensor *t, nb_tensor **g);
 nb_status nb__acc_grad(nb_ctx *ctx, nb_tensor *g, const nb_tensor *src, double alpha);
 
 /* ---- helpers ----------------------------------------------------------- */
+static inline size_t nb__esize(nb_dtype dt)
+{
+    return (dt == NB_F64 || dt == NB_I64) ? 8 : (dt == NB_U8) ? 1 : (dt == NB_F16 || dt == NB_BF16) ? 2 : 4;
+}
 bool nb__is_float(nb_dtype dt);
 bool nb__is_int(nb_dtype dt);
 /* Normalise an axis (negative from the end) for ndim dims; -1 if invalid. */
@@ -133,7 +155,14 @@ int nb__axis(int axis, int ndim);
 int nb__broadcast_shape(int na, const int64_t *sa, int nb, const int64_t *sb, int64_t *out);
 /* Strides (in elements) of t viewed as broadcast to shape[ndim]. */
 void nb__bcast_strides(const nb_tensor *t, int ndim, const int64_t *shape, int64_t *strides);
-int64_t nb__prod(int n, const int64_t *v);
+static inline int64_t nb__prod(int n, const int64_t *v)
+{
+    int64_t p = 1;
+    for (int i = 0; i < n; i++)
+        p *= v[i];
+    return p;
+}
+static inline int64_t nb__numel(const nb_tensor *t) { return nb__prod(t->ndim, t->shape); }
 /* Copy src (any strides) into dst (any strides) of the same shape and dtype. */
 void nb__copy_strided(nb_ctx *ctx, nb_tensor *dst, const nb_tensor *src);
 /* Flat element pointer of the i-th element in row-major logical order. */

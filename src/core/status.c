@@ -28,17 +28,12 @@ nb_status nb__err(nb_ctx *ctx, nb_status s, const char *fmt, ...)
     return s;
 }
 
-bool nb__null_in(nb_ctx *ctx, const char *op, int n, ...)
+bool nb__null_in_slow(nb_ctx *ctx, const char *op, int n, const void *const *p)
 {
-    va_list ap;
-    va_start(ap, n);
     int bad = -1;
-    for (int i = 0; i < n; i++) {
-        const void *p = va_arg(ap, const void *);
-        if (!p && bad < 0)
+    for (int i = 0; i < n && bad < 0; i++)
+        if (!p[i])
             bad = i;
-    }
-    va_end(ap);
     if (bad < 0)
         return false;
     if (ctx && ctx->err == NB_OK)

@@ -26,26 +26,9 @@ const char *nb_dtype_name(nb_dtype dt)
 bool nb__is_float(nb_dtype dt) { return dt == NB_F32 || dt == NB_F64; }
 bool nb__is_int(nb_dtype dt) { return dt == NB_I32 || dt == NB_I64 || dt == NB_U8; }
 
-int64_t nb__prod(int n, const int64_t *v)
-{
-    int64_t p = 1;
-    for (int i = 0; i < n; i++)
-        p *= v[i];
-    return p;
-}
-
 int64_t nb_numel(const nb_tensor *t) { return t ? nb__prod(t->ndim, t->shape) : 0; }
 
 bool nb_requires_grad(const nb_tensor *t) { return t && (t->flags & NB_REQUIRES_GRAD); }
-
-void nb__contig_strides(int ndim, const int64_t *shape, int64_t *strides)
-{
-    int64_t s = 1;
-    for (int i = ndim - 1; i >= 0; i--) {
-        strides[i] = s;
-        s *= shape[i] > 0 ? shape[i] : 1;
-    }
-}
 
 bool nb_is_contiguous(const nb_tensor *t)
 {
@@ -98,12 +81,21 @@ bool nb__shape_ok(nb_ctx *ctx, const char *op, int ndim, const int64_t *shape)
 
 static nb_tensor *tensor_init(nb_tensor *t, nb_dtype dt, int ndim, const int64_t *shape)
 {
-    memset(t, 0, sizeof *t);
+    /* field by field: this runs for every tensor of every step */
     t->dtype = dt;
     t->ndim = ndim;
-    for (int i = 0; i < ndim; i++)
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
         t->shape[i] = shape[i];
-    nb__contig_strides(ndim, shape, t->strides);
+        t->strides[i] = s;
+        s *= shape[i] > 0 ? shape[i] : 1;
+    }
+    t->data = NULL;
+    t->grad = NULL;
+    t->flags = 0;
+    t->name = NULL;
+    t->node_ = NULL;
+    t->next_ = t->prev_ = NULL;
     return t;
 }
 
@@ -118,8 +110,8 @@ static bool dtype_ok(nb_ctx *ctx, const char *op, nb_dtype dt)
 
 nb_tensor *nb__new_step(nb_ctx *ctx, nb_dtype dt, int ndim, const int64_t *shape)
 {
-    size_t bytes = (size_t)nb__prod(ndim, shape) * nb_dtype_size(dt);
-    size_t head = (sizeof(nb_tensor) + NB__ALIGN - 1) & ~(size_t)(NB__ALIGN - 1);
+    size_t bytes = (size_t)nb__prod(ndim, shape) * nb__esize(dt);
+    const size_t head = (sizeof(nb_tensor) + NB__ALIGN - 1) & ~(size_t)(NB__ALIGN - 1);
     unsigned char *mem = nb__arena_alloc(ctx, head + bytes);
     if (!mem) {
         nb__arena_err(ctx, "tensor", head + bytes);
@@ -153,7 +145,7 @@ static nb_tensor *new_persistent(nb_ctx *ctx, const char *op, nb_dtype dt, int n
         return NULL;
     if (!dtype_ok(ctx, op, dt) || !nb__shape_ok(ctx, op, ndim, shape))
         return NULL;
-    size_t bytes = (size_t)nb__prod(ndim, shape) * nb_dtype_size(dt);
+    size_t bytes = (size_t)nb__prod(ndim, shape) * nb__esize(dt);
     size_t head = (sizeof(nb_tensor) + NB__ALIGN - 1) & ~(size_t)(NB__ALIGN - 1);
     unsigned char *mem = nb__heap_alloc(ctx, head + bytes);
     if (!mem) {
@@ -224,7 +216,7 @@ nb_tensor *nb_zeros(nb_ctx *ctx, nb_dtype dt, int ndim, const int64_t *shape)
 {
     nb_tensor *t = nb_empty(ctx, dt, ndim, shape);
     if (t)
-        memset(t->data, 0, (size_t)nb_numel(t) * nb_dtype_size(dt));
+        memset(t->data, 0, (size_t)nb__numel(t) * nb__esize(dt));
     return t;
 }
 
@@ -249,7 +241,7 @@ nb_tensor *nb_from_data(nb_ctx *ctx, nb_dtype dt, int ndim, const int64_t *shape
     }
     nb_tensor *t = nb_empty(ctx, dt, ndim, shape);
     if (t)
-        memcpy(t->data, data, (size_t)nb_numel(t) * nb_dtype_size(dt));
+        memcpy(t->data, data, (size_t)nb__numel(t) * nb__esize(dt));
     return t;
 }
 
@@ -269,7 +261,7 @@ void *nb__elem_ptr(const nb_tensor *t, int64_t flat)
         off += (flat % n) * t->strides[i];
         flat /= n;
     }
-    return (char *)t->data + off * (int64_t)nb_dtype_size(t->dtype);
+    return (char *)t->data + off * (int64_t)nb__esize(t->dtype);
 }
 
 double nb__load(nb_dtype dt, const void *p)
@@ -298,14 +290,14 @@ void nb__store(nb_dtype dt, void *p, double v)
 
 double nb_get(const nb_tensor *t, int64_t i)
 {
-    if (!t || i < 0 || i >= nb_numel(t))
+    if (!t || i < 0 || i >= nb__numel(t))
         return 0.0;
     return nb__load(t->dtype, nb__elem_ptr(t, i));
 }
 
 void nb_set(nb_tensor *t, int64_t i, double v)
 {
-    if (!t || i < 0 || i >= nb_numel(t))
+    if (!t || i < 0 || i >= nb__numel(t))
         return;
     nb__store(t->dtype, nb__elem_ptr(t, i), v);
 }

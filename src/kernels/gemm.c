@@ -30,17 +30,36 @@ bool nb__mat_blas_ok(int64_t rows, int64_t cols, int64_t rs, int64_t cs)
     return rows <= INT_MAX && cols <= INT_MAX && layout(rows, cols, rs, cs, &t, &ld);
 }
 
+/* B row-major with long rows: i-p-j, an axpy of B's rows into C's row,
+ * which vectorises; otherwise the plain i-j-p dot products, walking both
+ * operands by pointer (no index arithmetic: these matrices are tiny). */
 #define SMALL_GEMM(NAME, T)                                                              \
     static void NAME(int64_t m, int64_t n, int64_t k, T alpha, nb__mat A, nb__mat B,     \
                      T beta, T *C, int64_t ldc)                                          \
     {                                                                                    \
         const T *a = (const T *)A.p, *b = (const T *)B.p;                                \
+        if (B.cs == 1 && n >= 8) {                                                       \
+            for (int64_t i = 0; i < m; i++) {                                            \
+                T *c = C + i * ldc;                                                      \
+                for (int64_t j = 0; j < n; j++)                                          \
+                    c[j] = beta == 0 ? (T)0 : beta * c[j];                               \
+                for (int64_t p = 0; p < k; p++) {                                        \
+                    const T av = alpha * a[i * A.rs + p * A.cs];                         \
+                    const T *br = b + p * B.rs;                                          \
+                    for (int64_t j = 0; j < n; j++)                                      \
+                        c[j] += av * br[j * B.cs];                                       \
+                }                                                                        \
+            }                                                                            \
+            return;                                                                      \
+        }                                                                                \
         for (int64_t i = 0; i < m; i++) {                                                \
             T *c = C + i * ldc;                                                          \
+            const T *ar = a + i * A.rs;                                                  \
             for (int64_t j = 0; j < n; j++) {                                            \
+                const T *ap = ar, *bp = b + j * B.cs;                                    \
                 T acc = 0;                                                               \
-                for (int64_t p = 0; p < k; p++)                                          \
-                    acc += a[i * A.rs + p * A.cs] * b[p * B.rs + j * B.cs];              \
+                for (int64_t p = 0; p < k; p++, ap += A.cs, bp += B.rs)                  \
+                    acc += *ap * *bp;                                                    \
                 c[j] = beta == 0 ? alpha * acc : alpha * acc + beta * c[j];              \
             }                                                                            \
         }                                                                                \
@@ -89,7 +108,7 @@ typedef struct {
 static void gemm_range(int64_t b, int64_t e, void *arg)
 {
     const gemm_job *J = arg;
-    size_t es = nb_dtype_size(J->dt);
+    size_t es = nb__esize(J->dt);
     nb__mat A = J->A, B = J->B;
     if (J->by_rows) {
         A.p = (const char *)A.p + b * A.rs * (int64_t)es;

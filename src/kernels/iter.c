@@ -3,8 +3,9 @@
 
 void nb__iter_init(nb__iter *it, int ndim, const int64_t *shape)
 {
-    memset(it, 0, sizeof *it);
     it->ndim = ndim;
+    it->nop = 0;
+    it->all_contig = true;
     for (int i = 0; i < ndim; i++)
         it->shape[i] = shape[i];
 }
@@ -13,15 +14,27 @@ void nb__iter_add(nb__iter *it, void *data, const int64_t *strides, size_t esize
 {
     int k = it->nop++;
     it->ptr[k] = data;
+    it->esize[k] = (int64_t)esize;
+    it->all_contig = false;
     for (int i = 0; i < it->ndim; i++)
         it->st[k][i] = strides[i] * (int64_t)esize;
 }
 
 void nb__iter_add_t(nb__iter *it, const nb_tensor *t)
 {
-    int64_t s[NB_MAX_DIMS];
-    nb__bcast_strides(t, it->ndim, it->shape, s);
-    nb__iter_add(it, t->data, s, nb_dtype_size(t->dtype));
+    int k = it->nop++, nd = it->ndim, off = nd - t->ndim;
+    int64_t es = (int64_t)nb__esize(t->dtype), expect = 1;
+    it->ptr[k] = t->data;
+    it->esize[k] = es;
+    /* byte strides over the iteration shape; 0 where t is broadcast */
+    for (int i = nd - 1; i >= 0; i--) {
+        int j = i - off;
+        int64_t st = (j >= 0 && t->shape[j] == it->shape[i]) ? t->strides[j] : 0;
+        if (it->shape[i] != 1 && st != expect)
+            it->all_contig = false;
+        expect *= it->shape[i];
+        it->st[k][i] = st * es;
+    }
 }
 
 static void coalesce(nb__iter *it)
@@ -132,7 +145,18 @@ void nb__iter_run(nb__iter *it, nb__kern kern, const void *arg, int nthreads)
     int64_t total = nb__prod(it->ndim, it->shape);
     if (total == 0)
         return;
-    coalesce(it);
+    if (it->all_contig) { /* the common case: one flat row */
+        it->ndim = 1;
+        it->shape[0] = total;
+        for (int k = 0; k < it->nop; k++)
+            it->st[k][0] = it->esize[k];
+        if (total < NB__PAR_MIN || nthreads <= 1) {
+            kern(total, it->ptr, it->esize, arg);
+            return;
+        }
+    } else {
+        coalesce(it);
+    }
     bool serial = nthreads <= 1 || total < NB__PAR_MIN;
     for (int i = 0; i < it->ndim && !serial; i++)
         if (it->st[0][i] == 0)
@@ -143,4 +167,34 @@ void nb__iter_run(nb__iter *it, nb__kern kern, const void *arg, int nthreads)
     }
     iter_job J = {it, kern, arg};
     nb__parallel_for(nthreads, total, 1, iter_range, &J);
+}
+
+typedef struct {
+    nb__kern kern;
+    const void *arg;
+    int nop;
+    void *const *ptr;
+    const int64_t *esize;
+} flat_job;
+
+static void flat_range(int64_t b, int64_t e, void *arg)
+{
+    const flat_job *J = arg;
+    char *p[NB__MAX_OPS];
+    for (int k = 0; k < J->nop; k++)
+        p[k] = (char *)J->ptr[k] + b * J->esize[k];
+    J->kern(e - b, p, J->esize, J->arg);
+}
+
+void nb__run_flat(nb__kern k, const void *arg, int64_t n, int nop, void *const *ptr,
+                  const int64_t *esize, int nthreads)
+{
+    if (n <= 0)
+        return;
+    if (n < NB__PAR_MIN || nthreads <= 1) {
+        k(n, (char *const *)ptr, esize, arg);
+        return;
+    }
+    flat_job J = {k, arg, nop, ptr, esize};
+    nb__parallel_for(nthreads, n, 1, flat_range, &J);
 }

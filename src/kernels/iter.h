@@ -18,7 +18,9 @@ typedef void (*nb__kern)(int64_t n, char *const *p, const int64_t *s, const void
 
 typedef struct nb__iter {
     int ndim, nop;
+    bool all_contig; /* every operand is contiguous over the whole shape */
     int64_t shape[NB_MAX_DIMS];
+    int64_t esize[NB__MAX_OPS];
     int64_t st[NB__MAX_OPS][NB_MAX_DIMS]; /* byte strides */
     char *ptr[NB__MAX_OPS];
 } nb__iter;
@@ -32,6 +34,26 @@ void nb__iter_add_t(nb__iter *it, const nb_tensor *t);
 /* Runs k over every element. Operand 0 is the one written; when some of its
  * strides are 0 (accumulation into a broadcast target) the run is serial. */
 void nb__iter_run(nb__iter *it, nb__kern k, const void *arg, int nthreads);
+
+/* True when t is contiguous and has exactly this shape: such operands need
+ * no iterator at all (the common case in a training step). */
+static inline bool nb__flat(const nb_tensor *t, int ndim, const int64_t *shape)
+{
+    if (t->ndim != ndim)
+        return false;
+    int64_t expect = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        if (t->shape[i] != shape[i] || (shape[i] != 1 && t->strides[i] != expect))
+            return false;
+        expect *= shape[i];
+    }
+    return true;
+}
+
+/* Runs k over n elements of operands that are all flat (contiguous, same
+ * shape), split over threads when n is large. */
+void nb__run_flat(nb__kern k, const void *arg, int64_t n, int nop, void *const *ptr,
+                  const int64_t *esize, int nthreads);
 
 /* Typed contiguous fast path test used inside kernels. */
 #define NB__CONTIG2(s, T) ((s)[0] == (int64_t)sizeof(T) && (s)[1] == (int64_t)sizeof(T))

@@ -17,14 +17,18 @@
 
 #include <stdio.h>
 
-#define BINARY_OP(name, ID, FWD, BWD_A, BWD_B)                                           \
+#define BINARY_OP(name, ID, USES_A, USES_B, FWD, BWD_A, BWD_B)                           \
+    BINARY_OP_ACC(name, ID, USES_A, USES_B, 0, 0, FWD, BWD_A, BWD_B)
+#define BINARY_OP_ACC(name, ID, USES_A, USES_B, ACC_A, ACC_B, FWD, BWD_A, BWD_B)         \
     NB__BINARY_FWD(name##_fwd, FWD)                                                      \
     NB__BINARY_BWD(name##_bwd_a, BWD_A)                                                  \
     NB__BINARY_BWD(name##_bwd_b, BWD_B)                                                  \
     static const nb__ew_def name##_def = {                                               \
         .op = NB__OP_##ID,                                                               \
         .fwd = NB__KERNS(name##_fwd),                                                    \
-        .bwd = {NB__KERNS(name##_bwd_a), NB__KERNS(name##_bwd_b)}};                      \
+        .bwd = {NB__KERNS(name##_bwd_a), NB__KERNS(name##_bwd_b)},                       \
+        .uses = {USES_A, USES_B},                                                        \
+        .acc = {ACC_A, ACC_B}};                                                          \
     nb_status nb__##name##_backward(nb_ctx *ctx, nb__node *n)                            \
     {                                                                                    \
         return nb__binary_backward(ctx, n, &name##_def);                                 \
@@ -34,15 +38,21 @@
         return nb__binary(ctx, &name##_def, a, b, NULL);                                 \
     }
 
-BINARY_OP(add, ADD, a + b, g, g)
-BINARY_OP(sub, SUB, a - b, g, -g)
-BINARY_OP(mul, MUL, a * b, g * b, g * a)
-BINARY_OP(div, DIV, a / b, g / b, -g * y / b)
-BINARY_OP(pow, POW, pow(a, b), b == 0 ? (E)0 : g * b * pow(a, b - (E)1),
+/* operands a backward kernel reads (U_NONE: only the upstream gradient) */
+#define U_A 1
+#define U_B 2
+#define U_Y 4
+#define U_NONE 8 /* nonzero, reads none of a, b, y */
+
+BINARY_OP_ACC(add, ADD, U_NONE, U_NONE, 1, 1, a + b, g, g)
+BINARY_OP_ACC(sub, SUB, U_NONE, U_NONE, 1, -1, a - b, g, -g)
+BINARY_OP(mul, MUL, U_B, U_A, a * b, g * b, g * a)
+BINARY_OP(div, DIV, U_B, U_B | U_Y, a / b, g / b, -g * y / b)
+BINARY_OP(pow, POW, U_A | U_B, U_A | U_B | U_Y, pow(a, b), b == 0 ? (E)0 : g * b * pow(a, b - (E)1),
           (a == 0 && b >= 0) ? (E)0 : g * y * log(a))
-BINARY_OP(maximum, MAXIMUM, a > b ? a : b, a > b ? g : (a == b ? g / (E)2 : (E)0),
+BINARY_OP(maximum, MAXIMUM, U_A | U_B, U_A | U_B, a > b ? a : b, a > b ? g : (a == b ? g / (E)2 : (E)0),
           b > a ? g : (a == b ? g / (E)2 : (E)0))
-BINARY_OP(minimum, MINIMUM, a < b ? a : b, a < b ? g : (a == b ? g / (E)2 : (E)0),
+BINARY_OP(minimum, MINIMUM, U_A | U_B, U_A | U_B, a < b ? a : b, a < b ? g : (a == b ? g / (E)2 : (E)0),
           b < a ? g : (a == b ? g / (E)2 : (E)0))
 
 /* ---- where ------------------------------------------------------------- */

@@ -86,11 +86,11 @@ static void row_losses(const nb_tensor *lp, const nb_tensor *t, double eps, int6
             continue;
         }
         double s = 0, pick = nb__load(lp->dtype, (const char *)lp->data +
-                                                     (i * C + c) * (int64_t)nb_dtype_size(lp->dtype));
+                                                     (i * C + c) * (int64_t)nb__esize(lp->dtype));
         if (eps > 0)
             for (int64_t k = 0; k < C; k++)
                 s += nb__load(lp->dtype,
-                              (const char *)lp->data + (i * C + k) * (int64_t)nb_dtype_size(lp->dtype));
+                              (const char *)lp->data + (i * C + k) * (int64_t)nb__esize(lp->dtype));
         l[i] = -(1.0 - eps) * pick - (eps / (double)C) * s;
     }
 }
@@ -112,7 +112,7 @@ static nb_tensor *finish(nb_ctx *ctx, nb__op_id op, nb_tensor *x, nb_tensor *t, 
         if (!y)
             return NULL;
         for (int64_t i = 0; i < N; i++)
-            nb__store(y->dtype, (char *)y->data + i * (int64_t)nb_dtype_size(y->dtype), l[i]);
+            nb__store(y->dtype, (char *)y->data + i * (int64_t)nb__esize(y->dtype), l[i]);
     } else {
         y = nb__new_step(ctx, x->dtype, 0, NULL);
         if (!y)
@@ -171,7 +171,7 @@ static double row_weight(const nb__node *n, int64_t i)
     const nb_tensor *g = n->out->grad;
     nb_reduction r = (nb_reduction)n->a.i[0];
     if (r == NB_REDUCE_NONE)
-        return nb__load(g->dtype, (const char *)g->data + i * (int64_t)nb_dtype_size(g->dtype));
+        return nb__load(g->dtype, (const char *)g->data + i * (int64_t)nb__esize(g->dtype));
     double w = nb__load(g->dtype, g->data);
     if (r == NB_REDUCE_MEAN)
         w /= (double)kept(n->in[1], n->a.i[1]);

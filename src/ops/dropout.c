@@ -58,7 +58,7 @@ nb_tensor *nb_dropout(nb_ctx *ctx, nb_tensor *a, double p, bool training)
     if (!y)
         return NULL;
     uint8_t *mp = m->data;
-    int64_t n = nb_numel(a);
+    int64_t n = nb__numel(a);
     double cut = ldexp(p, 32); /* keep when the draw is >= p 2^32 */
     for (int64_t i = 0; i < n; i++)
         mp[i] = (double)nb_rng_u32(&ctx->rng) >= cut;

@@ -31,11 +31,17 @@ nb_tensor *nb__unary(nb_ctx *ctx, const nb__ew_def *d, nb_tensor *a, const nb__a
         memset(&none, 0, sizeof none);
         at = &none;
     }
-    nb__iter it;
-    nb__iter_init(&it, y->ndim, y->shape);
-    nb__iter_add_t(&it, y);
-    nb__iter_add_t(&it, a);
-    nb__iter_run(&it, d->fwd[NB__DTI(a->dtype)], at, ctx->nthreads);
+    if (nb__flat(a, a->ndim, a->shape)) {
+        int64_t es = (int64_t)nb__esize(a->dtype), esz[2] = {es, es};
+        void *p[2] = {y->data, a->data};
+        nb__run_flat(d->fwd[NB__DTI(a->dtype)], at, nb__numel(y), 2, p, esz, ctx->nthreads);
+    } else {
+        nb__iter it;
+        nb__iter_init(&it, y->ndim, y->shape);
+        nb__iter_add_t(&it, y);
+        nb__iter_add_t(&it, a);
+        nb__iter_run(&it, d->fwd[NB__DTI(a->dtype)], at, ctx->nthreads);
+    }
     if (nb__needs_grad(ctx, 1, &a)) {
         nb__node *n = nb__record(ctx, d->op, y, 1, &a);
         if (!n)
@@ -51,13 +57,20 @@ nb_status nb__unary_backward(nb_ctx *ctx, nb__node *n, const nb__ew_def *d)
     nb_status st = nb__grad_of(ctx, x, &dx);
     if (st != NB_OK || !dx)
         return st;
+    nb__kern k = d->bwd[0][NB__DTI(x->dtype)];
+    if (nb__flat(x, y->ndim, y->shape)) { /* dx, dy and y are always flat */
+        int64_t es = (int64_t)nb__esize(x->dtype), esz[4] = {es, es, es, es};
+        void *p[4] = {dx->data, y->grad->data, x->data, y->data};
+        nb__run_flat(k, &n->a, nb__numel(y), 4, p, esz, ctx->nthreads);
+        return NB_OK;
+    }
     nb__iter it;
     nb__iter_init(&it, y->ndim, y->shape);
     nb__iter_add_t(&it, dx);
     nb__iter_add_t(&it, y->grad);
     nb__iter_add_t(&it, x);
     nb__iter_add_t(&it, y);
-    nb__iter_run(&it, d->bwd[0][NB__DTI(x->dtype)], &n->a, ctx->nthreads);
+    nb__iter_run(&it, k, &n->a, ctx->nthreads);
     return NB_OK;
 }
 
@@ -83,12 +96,18 @@ nb_tensor *nb__binary(nb_ctx *ctx, const nb__ew_def *d, nb_tensor *a, nb_tensor 
         memset(&none, 0, sizeof none);
         at = &none;
     }
-    nb__iter it;
-    nb__iter_init(&it, nd, shape);
-    nb__iter_add_t(&it, y);
-    nb__iter_add_t(&it, a);
-    nb__iter_add_t(&it, b);
-    nb__iter_run(&it, d->fwd[NB__DTI(a->dtype)], at, ctx->nthreads);
+    if (nb__flat(a, nd, shape) && nb__flat(b, nd, shape)) {
+        int64_t es = (int64_t)nb__esize(a->dtype), esz[3] = {es, es, es};
+        void *p[3] = {y->data, a->data, b->data};
+        nb__run_flat(d->fwd[NB__DTI(a->dtype)], at, nb__numel(y), 3, p, esz, ctx->nthreads);
+    } else {
+        nb__iter it;
+        nb__iter_init(&it, nd, shape);
+        nb__iter_add_t(&it, y);
+        nb__iter_add_t(&it, a);
+        nb__iter_add_t(&it, b);
+        nb__iter_run(&it, d->fwd[NB__DTI(a->dtype)], at, ctx->nthreads);
+    }
     nb_tensor *in[2] = {a, b};
     if (nb__needs_grad(ctx, 2, in)) {
         nb__node *n = nb__record(ctx, d->op, y, 2, in);
@@ -111,16 +130,33 @@ nb_status nb__binary_backward(nb_ctx *ctx, nb__node *n, const nb__ew_def *d)
             return st;
         if (!dt)
             continue;
+        if (d->acc[i] != 0) {
+            st = nb__acc_grad(ctx, dt, y->grad, d->acc[i]);
+            if (st != NB_OK)
+                return st;
+            continue;
+        }
         /* dt is iterated over the output's shape: where the input was
          * broadcast its stride is 0 and the kernel's += sums the terms */
         nb__iter it;
         nb__iter_init(&it, y->ndim, y->shape);
+        unsigned u = d->uses[i] ? d->uses[i] : 7;
+        nb_tensor *ops[3] = {(u & 1) ? n->in[0] : y->grad, (u & 2) ? n->in[1] : y->grad,
+                             (u & 4) ? y : y->grad};
+        nb__kern k = d->bwd[i][NB__DTI(y->dtype)];
+        if (nb__flat(dt, y->ndim, y->shape) && nb__flat(ops[0], y->ndim, y->shape) &&
+            nb__flat(ops[1], y->ndim, y->shape)) {
+            int64_t es = (int64_t)nb__esize(y->dtype), esz[5] = {es, es, es, es, es};
+            void *p[5] = {dt->data, y->grad->data, ops[0]->data, ops[1]->data, ops[2]->data};
+            nb__run_flat(k, &n->a, nb__numel(y), 5, p, esz, ctx->nthreads);
+            continue;
+        }
         nb__iter_add_t(&it, dt);
         nb__iter_add_t(&it, y->grad);
-        nb__iter_add_t(&it, n->in[0]);
-        nb__iter_add_t(&it, n->in[1]);
-        nb__iter_add_t(&it, y);
-        nb__iter_run(&it, d->bwd[i][NB__DTI(y->dtype)], &n->a, ctx->nthreads);
+        nb__iter_add_t(&it, ops[0]); /* unread ones: any valid stand-in */
+        nb__iter_add_t(&it, ops[1]);
+        nb__iter_add_t(&it, ops[2]);
+        nb__iter_run(&it, k, &n->a, ctx->nthreads);
     }
     return NB_OK;
 }

@@ -20,6 +20,13 @@ typedef struct nb__ew_def {
     nb__op_id op;
     nb__kern fwd[2];     /* [0] f32, [1] f64 */
     nb__kern bwd[2][2];  /* [input][dtype]; NULL: no gradient to that input */
+    /* which of a (1), b (2), y (4) each binary backward kernel reads; the
+     * others are not passed, so a broadcast operand that is not read does
+     * not push the iteration off the contiguous fast path. 0 means all. */
+    unsigned char uses[2];
+    /* nonzero: that input's backward is just d += acc[i] * dy (add, sub),
+     * done by the accumulation helper without the kernel */
+    double acc[2];
 } nb__ew_def;
 
 nb_tensor *nb__unary(nb_ctx *ctx, const nb__ew_def *d, nb_tensor *a, const nb__attrs *at);

@@ -25,7 +25,7 @@ static nb_tensor *record(nb_ctx *ctx, nb__op_id op, nb_tensor *y, int n, nb_tens
 static nb_tensor narrow(const nb_tensor *t, int ax, int64_t start, int64_t count)
 {
     nb_tensor v = *t;
-    v.data = (char *)t->data + start * t->strides[ax] * (int64_t)nb_dtype_size(t->dtype);
+    v.data = (char *)t->data + start * t->strides[ax] * (int64_t)nb__esize(t->dtype);
     v.shape[ax] = count;
     return v;
 }
@@ -155,7 +155,7 @@ static bool check_indices(nb_ctx *ctx, const char *op, const nb_tensor *idx, int
                 nb_dtype_name(idx->dtype));
         return false;
     }
-    int64_t n = nb_numel(idx);
+    int64_t n = nb__numel(idx);
     for (int64_t i = 0; i < n; i++) {
         int64_t v = idx_at(idx, nb__elem_ptr(idx, i));
         if (v < 0 || v >= limit) {
@@ -226,8 +226,8 @@ nb_status nb__index_select_backward(nb_ctx *ctx, nb__node *nd)
  * matching element of x (axis replaced by the index) and of y (contiguous). */
 #define GATHER_LOOP(IDX, X, AX, OX, IY, ...)                                             \
     do {                                                                                 \
-        int64_t c_[NB_MAX_DIMS] = {0}, n_ = nb_numel(IDX);                               \
-        size_t es_ = nb_dtype_size((X)->dtype);                                          \
+        int64_t c_[NB_MAX_DIMS] = {0}, n_ = nb__numel(IDX);                               \
+        size_t es_ = nb__esize((X)->dtype);                                          \
         for (int64_t IY = 0; IY < n_; IY++) {                                            \
             int64_t OX = 0;                                                              \
             for (int d_ = 0; d_ < (IDX)->ndim; d_++) {                                   \
@@ -269,7 +269,7 @@ nb_tensor *nb_gather(nb_ctx *ctx, nb_tensor *a, int axis, nb_tensor *index)
     nb_tensor *y = nb__new_step(ctx, a->dtype, index->ndim, index->shape);
     if (!y)
         return NULL;
-    size_t es = nb_dtype_size(a->dtype);
+    size_t es = nb__esize(a->dtype);
     GATHER_LOOP(index, a, ax, ox, iy,
                 memcpy((char *)y->data + iy * (int64_t)es, (const char *)a->data + ox, es));
     nb__attrs at;

@@ -103,7 +103,7 @@ static nb_tensor *loss(nb_ctx *ctx, const char *name, int kind, nb_tensor *p, nb
     t = nb_contiguous(ctx, t);
     if (!p || !t)
         return NULL;
-    int64_t n = nb_numel(p);
+    int64_t n = nb__numel(p);
     nb_tensor *y = r == NB_REDUCE_NONE ? nb__new_step(ctx, p->dtype, p->ndim, p->shape)
                                        : nb__new_step(ctx, p->dtype, 0, NULL);
     if (!y)
@@ -137,7 +137,7 @@ static nb_status loss_backward(nb_ctx *ctx, nb__node *nd)
         return st;
     int kind = (int)nd->a.i[0];
     nb_reduction r = (nb_reduction)nd->a.i[1];
-    int64_t n = nb_numel(p);
+    int64_t n = nb__numel(p);
     int64_t gs = r == NB_REDUCE_NONE ? 1 : 0;
     double gscale = r == NB_REDUCE_MEAN ? 1.0 / (double)n : 1.0;
     if (p->dtype == NB_F32)

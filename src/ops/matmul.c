@@ -29,7 +29,7 @@ static void plan_strides(const nb_tensor *t, int nbatch, const int64_t *bshape, 
 static nb__mat mat_of(const nb_tensor *t, int64_t off)
 {
     nb__mat M;
-    M.p = (const char *)t->data + off * (int64_t)nb_dtype_size(t->dtype);
+    M.p = (const char *)t->data + off * (int64_t)nb__esize(t->dtype);
     M.rs = t->strides[t->ndim - 2];
     M.cs = t->strides[t->ndim - 1];
     return M;
@@ -165,7 +165,7 @@ nb_tensor *nb_matmul(nb_ctx *ctx, nb_tensor *a, nb_tensor *b)
         nb__gemm(a->dtype, M, P.n, P.k, 1.0, mat_of(a, 0), mat_of(b, 0), 0.0, y->data, P.n,
                  ctx->nthreads);
     } else {
-        size_t es = nb_dtype_size(a->dtype);
+        size_t es = nb__esize(a->dtype);
         FOR_BATCH(&P, oa, ob, oy,
                   nb__gemm(a->dtype, P.m, P.n, P.k, 1.0, mat_of(a, oa), mat_of(b, ob), 0.0,
                            (char *)y->data + oy * (int64_t)es, P.n, ctx->nthreads));
@@ -190,7 +190,7 @@ nb_status nb__matmul_backward(nb_ctx *ctx, nb__node *node)
     int yndim;
     make_plan(ctx, a, b, &P, yshape, &yndim);
     nb_dtype dt = y->dtype;
-    size_t es = nb_dtype_size(dt);
+    size_t es = nb__esize(dt);
     if (foldable(a, &P, b->ndim)) {
         int64_t M = nb__prod(P.nbatch, P.bshape) * P.m;
         nb__mat G = {g->data, P.n, 1};

@@ -127,7 +127,7 @@ static nb_tensor keep_view(const nb_tensor *t, int ndim, const int64_t *kshape)
 
 static void scale(nb_tensor *t, double alpha)
 {
-    int64_t n = nb_numel(t);
+    int64_t n = nb__numel(t);
     if (t->dtype == NB_F32) {
         float *p = t->data, a = (float)alpha;
         for (int64_t i = 0; i < n; i++)

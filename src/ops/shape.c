@@ -69,7 +69,7 @@ nb_tensor *nb_reshape(nb_ctx *ctx, nb_tensor *a, int ndim, const int64_t *shape)
             known *= s[i];
         }
     }
-    int64_t n = nb_numel(a);
+    int64_t n = nb__numel(a);
     if (infer >= 0) {
         if (known == 0 || n % known != 0) {
             nb__err(ctx, NB_ERR_SHAPE, "reshape: cannot view %s as %s",
@@ -102,7 +102,7 @@ nb_status nb__reshape_backward(nb_ctx *ctx, nb__node *n)
     /* both buffers are contiguous and in the same row-major order */
     nb_tensor f = *dx, g = *n->out->grad;
     f.ndim = g.ndim = 1;
-    f.shape[0] = g.shape[0] = nb_numel(dx);
+    f.shape[0] = g.shape[0] = nb__numel(dx);
     f.strides[0] = g.strides[0] = 1;
     return nb__acc_grad(ctx, &f, &g, 1.0);
 }
@@ -247,7 +247,7 @@ nb_status nb__permute_backward(nb_ctx *ctx, nb__node *n)
 /* ---- slice ------------------------------------------------------------- */
 static void slice_header(nb_tensor *v, int ax, int64_t start, int64_t count, int64_t step)
 {
-    v->data = (char *)v->data + start * v->strides[ax] * (int64_t)nb_dtype_size(v->dtype);
+    v->data = (char *)v->data + start * v->strides[ax] * (int64_t)nb__esize(v->dtype);
     v->shape[ax] = count;
     v->strides[ax] *= step;
 }

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Runs each benchmark side by side with PyTorch, interleaved (nabla, torch,
+# nabla, torch, ...) so both see the same machine, at 1 and 2 threads, and
+# prints the medians and their ratio. PyTorch runs at its best settings:
+# OPENBLAS_NUM_THREADS and OMP_NUM_THREADS pinned to the thread count, and
+# OMP_WAIT_POLICY=passive at 2 threads.
+# Usage: bench/run.sh [BUILD_DIR] [REPEATS]   (build first: see README)
+set -eu
+BUILD=${1:-build}
+REPS=${2:-5}
+HERE=$(cd "$(dirname "$0")" && pwd)
+PY=/usr/bin/python3
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
+
+run_pair() { # name threads metric nabla-cmd torch-cmd
+    name=$1 t=$2 metric=$3 ncmd=$4 tcmd=$5
+    nfile=$(mktemp) tfile=$(mktemp)
+    wait_policy=
+    [ "$t" -gt 1 ] && wait_policy=passive
+    i=0
+    while [ $i -lt "$REPS" ]; do
+        NABLA_NUM_THREADS=$t sh -c "$ncmd" | field "$metric" >>"$nfile"
+        env OPENBLAS_NUM_THREADS="$t" OMP_NUM_THREADS="$t" ${wait_policy:+OMP_WAIT_POLICY=$wait_policy} \
+            sh -c "$tcmd" | field "$metric" >>"$tfile"
+        i=$((i + 1))
+    done
+    n=$(median <"$nfile") tm=$(median <"$tfile")
+    printf '%-28s threads=%d  nabla %12s  torch %12s  ratio %6.2fx   (%s, median of %d)\n' \
+        "$name" "$t" "$n" "$tm" "$(echo "$n $tm" | awk '{print $1/$2}')" "$metric" "$REPS"
+    rm -f "$nfile" "$tfile"
+}
+
+for t in 1 2; do
+    run_pair "xor 2-4-1, 10k steps" "$t" steps_per_s \
+        "$BUILD/bench/bench_xor 10000 $t" "$PY $HERE/bench_xor.py 10000"
+    run_pair "matmul 1024^3 fwd+bwd" "$t" gflops \
+        "$BUILD/bench/bench_matmul 1024 10 $t" "$PY $HERE/bench_matmul.py 1024 10"
+done
