@@ -53,6 +53,20 @@ static bool bin_shapes(nb_ctx *ctx, nb_rng *r, int v, op_sample *s, int ka, int 
     case 2: s->in[0] = MK(ka, 3, 1); s->in[1] = MK(kb, 1, 4); break;
     case 3: s->in[0] = mk(ctx, r, ka, 0, NULL); s->in[1] = MK(kb, 2, 3); break;
     case 4: s->in[0] = MK(ka, 2, 1, 3); s->in[1] = MK(kb, 4, 1); break;
+    case 5:
+    case 6:
+    case 7: { /* random ranks and sizes; each of b's dims may be 1 or missing */
+        int64_t sa[4], sb[4];
+        int na = 1 + (int)nb_rng_below(r, 4), nbd = 1 + (int)nb_rng_below(r, (uint32_t)na);
+        for (int i = 0; i < na; i++)
+            sa[i] = 1 + nb_rng_below(r, 4);
+        for (int i = 0; i < nbd; i++)
+            sb[i] = nb_rng_below(r, 3) == 0 ? 1 : sa[na - nbd + i];
+        bool swap = nb_rng_below(r, 2);
+        s->in[swap] = mk(ctx, r, swap ? kb : ka, na, sa);
+        s->in[!swap] = mk(ctx, r, swap ? ka : kb, nbd, sb);
+        break;
+    }
     default: return false;
     }
     s->n_in = 2;
@@ -142,12 +156,19 @@ static bool gen_compare(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
 /* ---- unary (two variants: plain, and on a transposed view) ------------ */
 static bool unary_in(nb_ctx *ctx, nb_rng *r, int v, op_sample *s, int kind)
 {
-    if (v == 0)
+    if (v == 0) {
         s->in[0] = MK(kind, 3, 4);
-    else if (v == 1)
+    } else if (v == 1) {
         s->in[0] = MK(kind, 4, 2, 3); /* transposed inside fn */
-    else
+    } else if (v == 2) { /* a random shape of rank 0 to 4 */
+        int64_t sh[4];
+        int nd = (int)nb_rng_below(r, 5);
+        for (int i = 0; i < nd; i++)
+            sh[i] = 1 + nb_rng_below(r, 4);
+        s->in[0] = mk(ctx, r, kind, nd, sh);
+    } else {
         return false;
+    }
     s->n_in = 1;
     s->axis = v; /* 1: apply to x0.transpose(0, 2) */
     return true;
