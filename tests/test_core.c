@@ -363,6 +363,44 @@ static void test_threads_same_result(void **state)
     nb_ctx_free(ctx);
 }
 
+/* Reductions on two threads: split over outputs, or private partials. */
+static void test_parallel_reductions(void **state)
+{
+    (void)state;
+    nb_ctx *ctx = new_ctx();
+    nb_tensor *a = nb_zeros(ctx, NB_F64, NB_SHAPE(1000, 300));
+    nb_tensor *c = nb_zeros(ctx, NB_F64, NB_SHAPE(300, 300, 3));
+    nb_fill_normal(ctx, a, 0, 1);
+    nb_fill_normal(ctx, c, 0, 1);
+    nb_tensor *r1[8], *r2[8];
+    for (int t = 1; t <= 2; t++) {
+        nb_set_num_threads(ctx, t);
+        nb_tensor **r = t == 1 ? r1 : r2;
+        r[0] = nb_sum(ctx, a, NB_AXES(0), false);       /* kept dim 300: split */
+        r[1] = nb_sum(ctx, a, 0, NULL, false);          /* scalar: partials */
+        r[2] = nb_max(ctx, a, NB_AXES(1), false);       /* kept dim 1000: split */
+        r[3] = nb_min(ctx, a, 0, NULL, false);          /* partials, combined by min */
+        r[4] = nb_var(ctx, a, NB_AXES(0), true, 1);
+        r[5] = nb_sum(ctx, c, NB_AXES(0, 1), false);    /* 3 outputs: partials */
+        r[6] = nb_max(ctx, c, NB_AXES(0, 1), false);
+        r[7] = nb_mean(ctx, c, NB_AXES(2), false);      /* inner reduction */
+    }
+    for (int i = 0; i < 8; i++) {
+        assert_non_null(r1[i]);
+        assert_int_equal(nb_numel(r1[i]), nb_numel(r2[i]));
+        for (int64_t j = 0; j < nb_numel(r1[i]); j++)
+            assert_close(nb_get(r2[i], j), nb_get(r1[i], j), 1e-12);
+    }
+    /* a bias gradient: broadcast add, then backward accumulates over rows */
+    nb_set_num_threads(ctx, 2);
+    nb_tensor *b = nb_param(ctx, NB_F64, NB_SHAPE(300));
+    nb_tensor *y = nb_add(ctx, a, b);
+    assert_int_equal(nb_backward_with(ctx, y, nb_full(ctx, NB_F64, NB_SHAPE(1000, 300), 1.0)), NB_OK);
+    for (int j = 0; j < 300; j++)
+        assert_close(nb_get(b->grad, j), 1000.0, 0);
+    nb_ctx_free(ctx);
+}
+
 static void test_dropout_modes(void **state)
 {
     (void)state;
@@ -444,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_softmax_stable),
         cmocka_unit_test(test_cross_entropy_known_value),
         cmocka_unit_test(test_threads_same_result),
+        cmocka_unit_test(test_parallel_reductions),
         cmocka_unit_test(test_dropout_modes),
         cmocka_unit_test(test_gradcheck_detects),
         cmocka_unit_test(test_status_texts),

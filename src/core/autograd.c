@@ -241,6 +241,6 @@ nb_status nb__acc_grad(nb_ctx *ctx, nb_tensor *g, const nb_tensor *src, double a
     nb__iter_init(&it, nd, shape);
     nb__iter_add_t(&it, g);
     nb__iter_add_t(&it, src);
-    nb__iter_run(&it, k, &a, ctx->nthreads);
+    nb__iter_run(&it, k, &a, ctx);
     return NB_OK;
 }

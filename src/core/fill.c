@@ -65,7 +65,7 @@ static void copy_into(nb_ctx *ctx, nb_tensor *dst, const nb_tensor *src)
     nb__iter_add_t(&it, dst);
     nb__iter_add_t(&it, src);
     conv_arg a = {dst->dtype, src->dtype, 0};
-    nb__iter_run(&it, copy_kernel(dst->dtype, src->dtype), &a, ctx ? ctx->nthreads : 1);
+    nb__iter_run(&it, copy_kernel(dst->dtype, src->dtype), &a, ctx);
 }
 
 void nb__copy_strided(nb_ctx *ctx, nb_tensor *dst, const nb_tensor *src)
@@ -118,7 +118,7 @@ nb_status nb_fill(nb_ctx *ctx, nb_tensor *t, double value)
     nb__iter_init(&it, t->ndim, t->shape);
     nb__iter_add_t(&it, t);
     conv_arg a = {t->dtype, t->dtype, value};
-    nb__iter_run(&it, fill_kern, &a, ctx->nthreads);
+    nb__iter_run(&it, fill_kern, &a, ctx);
     return NB_OK;
 }
 
@@ -238,6 +238,6 @@ nb_status nb_axpy(nb_ctx *ctx, nb_tensor *dst, double alpha, const nb_tensor *sr
     nb__iter_init(&it, dst->ndim, dst->shape);
     nb__iter_add_t(&it, dst);
     nb__iter_add_t(&it, src);
-    nb__iter_run(&it, k, &a, ctx->nthreads);
+    nb__iter_run(&it, k, &a, ctx);
     return NB_OK;
 }

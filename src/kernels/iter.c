@@ -1,6 +1,8 @@
 #include "kernels/iter.h"
 #include "kernels/parallel.h"
 
+#include <math.h>
+
 void nb__iter_init(nb__iter *it, int ndim, const int64_t *shape)
 {
     it->ndim = ndim;
@@ -132,16 +134,139 @@ typedef struct {
     const nb__iter *it;
     nb__kern kern;
     const void *arg;
+    int64_t unit; /* ranges are in whole units of this many elements */
 } iter_job;
 
 static void iter_range(int64_t b, int64_t e, void *arg)
 {
     const iter_job *J = arg;
-    run_range(J->it, J->kern, J->arg, b, e);
+    run_range(J->it, J->kern, J->arg, b * J->unit, e * J->unit);
 }
 
-void nb__iter_run(nb__iter *it, nb__kern kern, const void *arg, int nthreads)
+/* ---- reductions on several threads ---------------------------------------- */
+typedef struct {
+    const nb__iter *it; /* operand 0 is replaced per part by its partial buffer */
+    nb__kern kern;
+    const void *arg;
+    int parts;
+    int64_t total, out_n, esize;
+    char *partials;           /* parts * out_n elements */
+    int64_t pst[NB_MAX_DIMS]; /* byte strides of a partial over the iteration dims */
+} red_job;
+
+static void red_part(int64_t b, int64_t e, void *arg)
 {
+    const red_job *J = arg;
+    for (int64_t k = b; k < e; k++) {
+        nb__iter it = *J->it;
+        it.ptr[0] = J->partials + k * J->out_n * J->esize;
+        for (int i = 0; i < it.ndim; i++)
+            it.st[0][i] = J->pst[i];
+        run_range(&it, J->kern, J->arg, J->total * k / J->parts, J->total * (k + 1) / J->parts);
+    }
+}
+
+static void fill_init(char *p, int64_t n, int64_t esize, int combine)
+{
+    double v = combine > 0 ? -INFINITY : combine < 0 ? INFINITY : 0.0;
+    if (esize == 4)
+        for (int64_t i = 0; i < n; i++)
+            ((float *)p)[i] = (float)v;
+    else
+        for (int64_t i = 0; i < n; i++)
+            ((double *)p)[i] = v;
+}
+
+#define NB__COMBINE(a, b, c) ((c) == 0 ? (a) + (b) : (((c) > 0 ? (b) > (a) : (b) < (a)) || (b) != (b)) ? (b) : (a))
+
+/* target (operand 0's strides, over the kept dims) op= partial (contiguous) */
+static void combine_into(const nb__iter *it, const int64_t *pst, const char *part, int combine)
+{
+    int64_t idx[NB_MAX_DIMS] = {0}, n = 1;
+    for (int i = 0; i < it->ndim; i++)
+        if (pst[i] != 0)
+            n *= it->shape[i];
+    for (int64_t c = 0; c < n; c++) {
+        int64_t off = 0, poff = 0;
+        for (int i = 0; i < it->ndim; i++) {
+            off += idx[i] * it->st[0][i];
+            poff += idx[i] * pst[i];
+        }
+        char *t = it->ptr[0] + off;
+        const char *p = part + poff;
+        if (it->esize[0] == 4) {
+            float a = *(float *)t, b = *(const float *)p;
+            *(float *)t = NB__COMBINE(a, b, combine);
+        } else {
+            double a = *(double *)t, b = *(const double *)p;
+            *(double *)t = NB__COMBINE(a, b, combine);
+        }
+        for (int i = it->ndim - 1; i >= 0; i--) {
+            if (pst[i] == 0)
+                continue;
+            if (++idx[i] < it->shape[i])
+                break;
+            idx[i] = 0;
+        }
+    }
+}
+
+typedef struct {
+    const nb__iter *it;
+    nb__kern kern;
+    const void *arg;
+    int dim; /* a kept dim of operand 0: threads take disjoint slices of it */
+} split_job;
+
+static void split_range(int64_t b, int64_t e, void *arg)
+{
+    const split_job *J = arg;
+    nb__iter it = *J->it;
+    for (int k = 0; k < it.nop; k++)
+        it.ptr[k] += b * it.st[k][J->dim];
+    it.shape[J->dim] = e - b;
+    run_range(&it, J->kern, J->arg, 0, nb__prod(it.ndim, it.shape));
+}
+
+static void run_reduce(nb__iter *it, nb__kern kern, const void *arg, nb_ctx *ctx, int combine,
+                       int64_t total)
+{
+    int nt = ctx->nthreads, best = -1;
+    int64_t out_n = 1;
+    for (int i = 0; i < it->ndim; i++)
+        if (it->st[0][i] != 0) {
+            out_n *= it->shape[i];
+            if (best < 0 || it->shape[i] > it->shape[best])
+                best = i;
+        }
+    if (best >= 0 && it->shape[best] >= 2 * nt) {
+        /* each thread owns a slice of the outputs */
+        split_job J = {it, kern, arg, best};
+        nb__parallel_for(nt, it->shape[best], total / it->shape[best], split_range, &J);
+        return;
+    }
+    /* few outputs (a full sum, say): private partial results, then combined */
+    red_job R = {it, kern, arg, nt, total, out_n, it->esize[0], NULL, {0}};
+    if (!(it->esize[0] == 4 || it->esize[0] == 8) ||
+        !(R.partials = nb__arena_alloc(ctx, (size_t)(out_n * nt * it->esize[0])))) {
+        run_range(it, kern, arg, 0, total); /* no room for partials: serial */
+        return;
+    }
+    int64_t s = it->esize[0];
+    for (int i = it->ndim - 1; i >= 0; i--) {
+        R.pst[i] = it->st[0][i] != 0 ? s : 0;
+        if (it->st[0][i] != 0)
+            s *= it->shape[i];
+    }
+    fill_init(R.partials, out_n * nt, it->esize[0], combine);
+    nb__parallel_for(nt, nt, NB__PAR_MIN, red_part, &R);
+    for (int k = 0; k < nt; k++)
+        combine_into(it, R.pst, R.partials + k * out_n * it->esize[0], combine);
+}
+
+static void iter_run_any(nb__iter *it, nb__kern kern, const void *arg, nb_ctx *ctx, int combine)
+{
+    int nthreads = ctx ? ctx->nthreads : 1;
     int64_t total = nb__prod(it->ndim, it->shape);
     if (total == 0)
         return;
@@ -157,16 +282,27 @@ void nb__iter_run(nb__iter *it, nb__kern kern, const void *arg, int nthreads)
     } else {
         coalesce(it);
     }
-    bool serial = nthreads <= 1 || total < NB__PAR_MIN;
-    for (int i = 0; i < it->ndim && !serial; i++)
-        if (it->st[0][i] == 0)
-            serial = true;
-    if (serial) {
+    if (nthreads <= 1 || total < NB__PAR_MIN) {
         run_range(it, kern, arg, 0, total);
         return;
     }
-    iter_job J = {it, kern, arg};
+    for (int i = 0; i < it->ndim; i++)
+        if (it->st[0][i] == 0) {
+            run_reduce(it, kern, arg, ctx, combine, total);
+            return;
+        }
+    iter_job J = {it, kern, arg, 1};
     nb__parallel_for(nthreads, total, 1, iter_range, &J);
+}
+
+void nb__iter_run(nb__iter *it, nb__kern kern, const void *arg, nb_ctx *ctx)
+{
+    iter_run_any(it, kern, arg, ctx, 0);
+}
+
+void nb__iter_run_red(nb__iter *it, nb__kern kern, const void *arg, nb_ctx *ctx, int combine)
+{
+    iter_run_any(it, kern, arg, ctx, combine);
 }
 
 typedef struct {

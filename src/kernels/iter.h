@@ -31,9 +31,16 @@ void nb__iter_init(nb__iter *it, int ndim, const int64_t *shape);
 void nb__iter_add(nb__iter *it, void *data, const int64_t *strides, size_t esize);
 /* Adds a tensor broadcast to the iteration shape. */
 void nb__iter_add_t(nb__iter *it, const nb_tensor *t);
-/* Runs k over every element. Operand 0 is the one written; when some of its
- * strides are 0 (accumulation into a broadcast target) the run is serial. */
-void nb__iter_run(nb__iter *it, nb__kern k, const void *arg, int nthreads);
+/* Runs k over every element, on ctx's threads when the work is large (ctx
+ * may be NULL: serial). Operand 0 is the one written. When some of its
+ * strides are 0 (a reduction: the kernel accumulates += into a broadcast
+ * target) the threads either take whole outputs each (when the reduced dims
+ * are innermost) or fill private partial results from the arena that are then
+ * added into the target, so no two threads write one element. */
+void nb__iter_run(nb__iter *it, nb__kern k, const void *arg, nb_ctx *ctx);
+/* The same for kernels that combine by max (combine = 1) or min (-1)
+ * instead of +=; partials start at -inf / +inf. */
+void nb__iter_run_red(nb__iter *it, nb__kern k, const void *arg, nb_ctx *ctx, int combine);
 
 /* True when t is contiguous and has exactly this shape: such operands need
  * no iterator at all (the common case in a training step). */

@@ -107,7 +107,7 @@ nb_tensor *nb_where(nb_ctx *ctx, nb_tensor *mask, nb_tensor *a, nb_tensor *b)
         nb__iter_init(&it, m->ndim, m->shape);
         nb__iter_add_t(&it, m);
         nb__iter_add_t(&it, mask);
-        nb__iter_run(&it, to_mask, &mask->dtype, ctx->nthreads);
+        nb__iter_run(&it, to_mask, &mask->dtype, ctx);
     }
     nb_tensor *y = nb__new_step(ctx, a->dtype, nd, shape);
     if (!y)
@@ -118,7 +118,7 @@ nb_tensor *nb_where(nb_ctx *ctx, nb_tensor *mask, nb_tensor *a, nb_tensor *b)
     nb__iter_add_t(&it, m);
     nb__iter_add_t(&it, a);
     nb__iter_add_t(&it, b);
-    nb__iter_run(&it, a->dtype == NB_F32 ? where_fwd_f32 : where_fwd_f64, NULL, ctx->nthreads);
+    nb__iter_run(&it, a->dtype == NB_F32 ? where_fwd_f32 : where_fwd_f64, NULL, ctx);
     nb_tensor *in[3] = {m, a, b};
     if (nb__needs_grad(ctx, 3, in) && !nb__record(ctx, NB__OP_WHERE, y, 3, in))
         return NULL;
@@ -141,8 +141,7 @@ nb_status nb__where_backward(nb_ctx *ctx, nb__node *n)
         nb__iter_add_t(&it, d);
         nb__iter_add_t(&it, y->grad);
         nb__iter_add_t(&it, n->in[0]);
-        nb__iter_run(&it, y->dtype == NB_F32 ? where_bwd_f32 : where_bwd_f64, &want,
-                     ctx->nthreads);
+        nb__iter_run(&it, y->dtype == NB_F32 ? where_bwd_f32 : where_bwd_f64, &want, ctx);
     }
     return NB_OK;
 }
@@ -194,7 +193,7 @@ static nb_tensor *compare(nb_ctx *ctx, const char *name, int op, nb_tensor *a, n
     nb__iter_add_t(&it, y);
     nb__iter_add_t(&it, a);
     nb__iter_add_t(&it, b);
-    nb__iter_run(&it, k[a->dtype], &op, ctx->nthreads);
+    nb__iter_run(&it, k[a->dtype], &op, ctx);
     return y; /* a mask carries no gradient and is never recorded */
 }
 

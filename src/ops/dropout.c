@@ -36,7 +36,7 @@ static void run(nb_ctx *ctx, nb_tensor *o, const nb_tensor *x, const nb_tensor *
     nb__iter_add_t(&it, o);
     nb__iter_add_t(&it, x);
     nb__iter_add_t(&it, m);
-    nb__iter_run(&it, k, &scale, ctx->nthreads);
+    nb__iter_run(&it, k, &scale, ctx);
 }
 
 nb_tensor *nb_dropout(nb_ctx *ctx, nb_tensor *a, double p, bool training)

@@ -40,7 +40,7 @@ nb_tensor *nb__unary(nb_ctx *ctx, const nb__ew_def *d, nb_tensor *a, const nb__a
         nb__iter_init(&it, y->ndim, y->shape);
         nb__iter_add_t(&it, y);
         nb__iter_add_t(&it, a);
-        nb__iter_run(&it, d->fwd[NB__DTI(a->dtype)], at, ctx->nthreads);
+        nb__iter_run(&it, d->fwd[NB__DTI(a->dtype)], at, ctx);
     }
     if (nb__needs_grad(ctx, 1, &a)) {
         nb__node *n = nb__record(ctx, d->op, y, 1, &a);
@@ -70,7 +70,7 @@ nb_status nb__unary_backward(nb_ctx *ctx, nb__node *n, const nb__ew_def *d)
     nb__iter_add_t(&it, y->grad);
     nb__iter_add_t(&it, x);
     nb__iter_add_t(&it, y);
-    nb__iter_run(&it, k, &n->a, ctx->nthreads);
+    nb__iter_run(&it, k, &n->a, ctx);
     return NB_OK;
 }
 
@@ -106,7 +106,7 @@ nb_tensor *nb__binary(nb_ctx *ctx, const nb__ew_def *d, nb_tensor *a, nb_tensor 
         nb__iter_add_t(&it, y);
         nb__iter_add_t(&it, a);
         nb__iter_add_t(&it, b);
-        nb__iter_run(&it, d->fwd[NB__DTI(a->dtype)], at, ctx->nthreads);
+        nb__iter_run(&it, d->fwd[NB__DTI(a->dtype)], at, ctx);
     }
     nb_tensor *in[2] = {a, b};
     if (nb__needs_grad(ctx, 2, in)) {
@@ -156,7 +156,7 @@ nb_status nb__binary_backward(nb_ctx *ctx, nb__node *n, const nb__ew_def *d)
         nb__iter_add_t(&it, ops[0]); /* unread ones: any valid stand-in */
         nb__iter_add_t(&it, ops[1]);
         nb__iter_add_t(&it, ops[2]);
-        nb__iter_run(&it, k, &n->a, ctx->nthreads);
+        nb__iter_run(&it, k, &n->a, ctx);
     }
     return NB_OK;
 }

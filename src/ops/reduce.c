@@ -139,8 +139,10 @@ static void scale(nb_tensor *t, double alpha)
     }
 }
 
+/* acc (broadcast over x's shape) accumulates k over x; combine says how
+ * partial results of threads merge: 0 add, 1 max, -1 min */
 static void run2(nb_ctx *ctx, const nb_tensor *x, nb_tensor *acc, nb__kern k, const void *arg,
-                 const nb_tensor *third)
+                 const nb_tensor *third, int combine)
 {
     nb__iter it;
     nb__iter_init(&it, x->ndim, x->shape);
@@ -148,7 +150,7 @@ static void run2(nb_ctx *ctx, const nb_tensor *x, nb_tensor *acc, nb__kern k, co
     nb__iter_add_t(&it, x);
     if (third)
         nb__iter_add_t(&it, third);
-    nb__iter_run(&it, k, arg, ctx->nthreads);
+    nb__iter_run_red(&it, k, arg, ctx, combine);
 }
 
 enum { R_SUM, R_MEAN, R_MAX, R_MIN, R_VAR };
@@ -196,24 +198,24 @@ static nb_tensor *reduce(nb_ctx *ctx, int kind, nb_tensor *x, int naxes, const i
     case R_SUM:
     case R_MEAN:
         nb_fill(ctx, &yk, 0.0);
-        run2(ctx, x, &yk, PICK(sum, x->dtype), NULL, NULL);
+        run2(ctx, x, &yk, PICK(sum, x->dtype), NULL, NULL, 0);
         if (kind == R_MEAN)
             scale(y, 1.0 / (double)N);
         break;
     case R_MAX:
     case R_MIN:
         nb_fill(ctx, &yk, kind == R_MAX ? -INFINITY : INFINITY);
-        run2(ctx, x, &yk, PICK(max, x->dtype), &sign, NULL);
+        run2(ctx, x, &yk, PICK(max, x->dtype), &sign, NULL, sign);
         break;
     default: /* R_VAR: two passes, mean first, for accuracy */
         mean = nb__new_step(ctx, x->dtype, x->ndim, kshape);
         if (!mean)
             return NULL;
         nb_fill(ctx, mean, 0.0);
-        run2(ctx, x, mean, PICK(sum, x->dtype), NULL, NULL);
+        run2(ctx, x, mean, PICK(sum, x->dtype), NULL, NULL, 0);
         scale(mean, 1.0 / (double)N);
         nb_fill(ctx, &yk, 0.0);
-        run2(ctx, x, &yk, PICK(sqdev, x->dtype), NULL, mean);
+        run2(ctx, x, &yk, PICK(sqdev, x->dtype), NULL, mean, 0);
         scale(y, 1.0 / (double)(N - correction));
     }
     at.flag = keepdim;
@@ -299,7 +301,7 @@ static nb_status extreme_backward(nb_ctx *ctx, nb__node *n)
         return ctx->err;
     nb_fill(ctx, count, 0.0);
     nb_tensor yk = keep_view(n->out, nd, kshape), gk = keep_view(n->out->grad, nd, kshape);
-    run2(ctx, x, count, PICK(ties, x->dtype), NULL, &yk);
+    run2(ctx, x, count, PICK(ties, x->dtype), NULL, &yk, 0);
     nb__iter it;
     nb__iter_init(&it, x->ndim, x->shape);
     nb__iter_add_t(&it, dx);
@@ -307,7 +309,7 @@ static nb_status extreme_backward(nb_ctx *ctx, nb__node *n)
     nb__iter_add_t(&it, x);
     nb__iter_add_t(&it, &yk);
     nb__iter_add_t(&it, count);
-    nb__iter_run(&it, PICK(maxb, x->dtype), NULL, ctx->nthreads);
+    nb__iter_run(&it, PICK(maxb, x->dtype), NULL, ctx);
     return NB_OK;
 }
 
@@ -330,6 +332,6 @@ nb_status nb__var_backward(nb_ctx *ctx, nb__node *n)
     nb__iter_add_t(&it, &gk);
     nb__iter_add_t(&it, x);
     nb__iter_add_t(&it, n->saved[0]);
-    nb__iter_run(&it, PICK(varb, x->dtype), &k, ctx->nthreads);
+    nb__iter_run(&it, PICK(varb, x->dtype), &k, ctx);
     return NB_OK;
 }
