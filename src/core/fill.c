@@ -198,23 +198,6 @@ nb_status nb_assign(nb_ctx *ctx, nb_tensor *dst, const nb_tensor *src)
     return NB_OK;
 }
 
-#define NB__AXPY_KERN(NAME, T)                                                           \
-    static void NAME(int64_t n, char *const *p, const int64_t *s, const void *arg)       \
-    {                                                                                    \
-        const T alpha = (T)((const conv_arg *)arg)->v;                                   \
-        if (NB__CONTIG2(s, T)) {                                                         \
-            T *d = (T *)p[0];                                                            \
-            const T *x = (const T *)p[1];                                                \
-            for (int64_t i = 0; i < n; i++)                                              \
-                d[i] += alpha * x[i];                                                    \
-            return;                                                                      \
-        }                                                                                \
-        for (int64_t i = 0; i < n; i++)                                                  \
-            *(T *)(p[0] + i * s[0]) += alpha * *(const T *)(p[1] + i * s[1]);            \
-    }
-NB__AXPY_KERN(axpy_f, float)
-NB__AXPY_KERN(axpy_d, double)
-
 nb_status nb_axpy(nb_ctx *ctx, nb_tensor *dst, double alpha, const nb_tensor *src)
 {
     if (!ctx)
@@ -226,18 +209,5 @@ nb_status nb_axpy(nb_ctx *ctx, nb_tensor *dst, double alpha, const nb_tensor *sr
     if (!nb__is_float(dst->dtype) || dst->dtype != src->dtype)
         return nb__err(ctx, NB_ERR_DTYPE, "axpy: needs two float tensors of one dtype, got %s and %s",
                        nb_dtype_name(dst->dtype), nb_dtype_name(src->dtype));
-    conv_arg a = {dst->dtype, src->dtype, alpha};
-    nb__kern k = dst->dtype == NB_F32 ? axpy_f : axpy_d;
-    if (nb__flat(dst, dst->ndim, dst->shape) && nb__flat(src, dst->ndim, dst->shape)) {
-        int64_t es = (int64_t)nb__esize(dst->dtype), esz[2] = {es, es};
-        void *p[2] = {dst->data, (void *)src->data};
-        nb__run_flat(k, &a, nb__numel(dst), 2, p, esz, ctx->nthreads);
-        return NB_OK;
-    }
-    nb__iter it;
-    nb__iter_init(&it, dst->ndim, dst->shape);
-    nb__iter_add_t(&it, dst);
-    nb__iter_add_t(&it, src);
-    nb__iter_run(&it, k, &a, ctx);
-    return NB_OK;
+    return nb__acc_grad(ctx, dst, src, alpha); /* the same dst += alpha * src */
 }

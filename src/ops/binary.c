@@ -176,13 +176,9 @@ static nb_tensor *compare(nb_ctx *ctx, const char *name, int op, nb_tensor *a, n
         return NULL;
     }
     int64_t shape[NB_MAX_DIMS];
-    int nd = nb__broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, shape);
-    if (nd < 0) {
-        char sa[NB__SHAPE_BUF], sb[NB__SHAPE_BUF];
-        nb__err(ctx, NB_ERR_SHAPE, "%s: shapes do not broadcast: %s and %s", name,
-                nb_shape_str(a, sa, sizeof sa), nb_shape_str(b, sb, sizeof sb));
+    int nd = nb__broadcast_or_err(ctx, name, a, b, shape);
+    if (nd < 0)
         return NULL;
-    }
     nb_tensor *y = nb__new_step(ctx, NB_U8, nd, shape);
     if (!y)
         return NULL;

@@ -18,6 +18,18 @@ bool nb__check_float(nb_ctx *ctx, const char *op, const nb_tensor *a, const nb_t
     return true;
 }
 
+int nb__broadcast_or_err(nb_ctx *ctx, const char *op, const nb_tensor *a, const nb_tensor *b,
+                         int64_t *shape)
+{
+    int nd = nb__broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, shape);
+    if (nd < 0) {
+        char sa[NB__SHAPE_BUF], sb[NB__SHAPE_BUF];
+        nb__err(ctx, NB_ERR_SHAPE, "%s: shapes do not broadcast: %s and %s", op,
+                nb_shape_str(a, sa, sizeof sa), nb_shape_str(b, sb, sizeof sb));
+    }
+    return nd;
+}
+
 nb_tensor *nb__unary(nb_ctx *ctx, const nb__ew_def *d, nb_tensor *a, const nb__attrs *at)
 {
     const char *name = nb__ops[d->op].name;
@@ -81,13 +93,9 @@ nb_tensor *nb__binary(nb_ctx *ctx, const nb__ew_def *d, nb_tensor *a, nb_tensor 
     if (!ctx || nb__null_in(ctx, name, 2, a, b) || !nb__check_float(ctx, name, a, b))
         return NULL;
     int64_t shape[NB_MAX_DIMS];
-    int nd = nb__broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, shape);
-    if (nd < 0) {
-        char sa[NB__SHAPE_BUF], sb[NB__SHAPE_BUF];
-        nb__err(ctx, NB_ERR_SHAPE, "%s: shapes do not broadcast: %s and %s", name,
-                nb_shape_str(a, sa, sizeof sa), nb_shape_str(b, sb, sizeof sb));
+    int nd = nb__broadcast_or_err(ctx, name, a, b, shape);
+    if (nd < 0)
         return NULL;
-    }
     nb_tensor *y = nb__new_step(ctx, a->dtype, nd, shape);
     if (!y)
         return NULL;

@@ -34,6 +34,10 @@ nb_status nb__unary_backward(nb_ctx *ctx, nb__node *n, const nb__ew_def *d);
 nb_tensor *nb__binary(nb_ctx *ctx, const nb__ew_def *d, nb_tensor *a, nb_tensor *b,
                       const nb__attrs *at);
 nb_status nb__binary_backward(nb_ctx *ctx, nb__node *n, const nb__ew_def *d);
+/* The broadcast shape of a and b into shape (returns its rank), or -1 with
+ * the shape error recorded for op. */
+int nb__broadcast_or_err(nb_ctx *ctx, const char *op, const nb_tensor *a, const nb_tensor *b,
+                         int64_t *shape);
 /* Shared input checks: non-NULL (already), float, equal dtypes. */
 bool nb__check_float(nb_ctx *ctx, const char *op, const nb_tensor *a, const nb_tensor *b);
 
