@@ -181,8 +181,9 @@ nb_status nb_last_status(const nb_ctx *ctx);
 const char *nb_last_error(const nb_ctx *ctx); /* "" if none */
 void nb_clear_error(nb_ctx *ctx);
 
-/* Threads: sets OpenMP's count for nabla's kernels and OpenBLAS's count.
- * n <= 0 restores the default (NABLA_NUM_THREADS or the core count). */
+/* Threads for nabla's kernels, matrix products included (OpenBLAS runs
+ * single-threaded inside them). n <= 0 restores the default: the
+ * NABLA_NUM_THREADS environment variable, else the number of cores. */
 void nb_set_num_threads(nb_ctx *ctx, int n);
 int nb_get_num_threads(const nb_ctx *ctx);
 

@@ -347,6 +347,12 @@ static void test_threads_same_result(void **state)
     assert_int_equal(nb_get_num_threads(ctx), 2);
     nb_tensor *b = nb_tanh(ctx, nb_mul(ctx, x, x));
     assert_memory_equal(a->data, b->data, (size_t)n * 4);
+    /* NABLA_NUM_THREADS sets the default count */
+    setenv("NABLA_NUM_THREADS", "3", 1);
+    nb_set_num_threads(ctx, 0);
+    assert_int_equal(nb_get_num_threads(ctx), 3);
+    unsetenv("NABLA_NUM_THREADS");
+    nb_set_num_threads(ctx, 2);
     /* a GEMM split over two threads (rows, then columns of C) */
     for (int wide = 0; wide < 2; wide++) {
         nb_tensor *A = nb_zeros(ctx, NB_F32, NB_SHAPE(wide ? 40 : 300, 200));
