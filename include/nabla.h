@@ -430,6 +430,76 @@ nb_gradcheck_opts nb_gradcheck_opts_default(void);
 nb_status nb_gradcheck(nb_ctx *ctx, nb_gradcheck_fn f, void *user, nb_tensor *const *inputs,
                        int n, const nb_gradcheck_opts *opts, nb_gradcheck_result *res);
 
+/* ------------------------------------------------------------------------ */
+/* Data files (src/data). Each reader returns a new persistent tensor owned  */
+/* by the context (free it with nb_tensor_free), or NULL with the error      */
+/* recorded: NB_ERR_IO for a file that cannot be read, NB_ERR_FORMAT for one */
+/* that is malformed (the message names the file and what is wrong).         */
+/* ------------------------------------------------------------------------ */
+/* IDX (MNIST's format), plain or gzip-compressed (detected from the bytes).
+ * Element types: u8 -> NB_U8, i8/i16/i32 -> NB_I32, f32 -> NB_F32, f64 -> NB_F64. */
+nb_tensor *nb_idx_read(nb_ctx *ctx, const char *path);
+/* NPY, versions 1 to 3, C order, dtypes <f4 <f8 <i4 <i8 |u1 |b1 (and the
+ * big-endian forms, converted). */
+nb_tensor *nb_npy_read(nb_ctx *ctx, const char *path);
+/* Writes t (f32, f64, i32, i64, u8; any strides) as NPY version 1.0. */
+nb_status nb_npy_write(nb_ctx *ctx, const char *path, const nb_tensor *t);
+
+typedef struct nb_csv_opts {
+    bool header;             /* first row names the columns; default true */
+    char delimiter;          /* default ',' */
+    const char *label_name;  /* label column by header name, or NULL */
+    int label_index;         /* label column by index (negative from the end); default -1 */
+    bool no_label;           /* every column is a feature; default false */
+    bool label_float;        /* labels as F32 regression targets [N, 1] instead of I64 ids */
+} nb_csv_opts;
+nb_csv_opts nb_csv_opts_default(void);
+/* Numeric CSV: features -> F32 [N, D] in *x, labels -> I64 [N] (or F32 [N, 1])
+ * in *y (NULL when no_label). Empty lines are skipped; a ragged row, a field
+ * that is not a number or an integer label that is not whole is an error
+ * naming the line and the column. */
+nb_status nb_csv_read(nb_ctx *ctx, const char *path, const nb_csv_opts *opts, nb_tensor **x,
+                      nb_tensor **y);
+
+/* ------------------------------------------------------------------------ */
+/* safetensors (src/io). Files are written atomically: a temporary file in   */
+/* the same folder, fsync, rename over the target, fsync of the folder, so a */
+/* crash mid-save leaves the previous file whole.                            */
+/* ------------------------------------------------------------------------ */
+typedef struct nb_st_item {
+    const char *name;         /* unique */
+    const nb_tensor *tensor;  /* any strides */
+    nb_dtype store;           /* dtype in the file: NB_F32, NB_F64, NB_F16, NB_BF16,
+                                 NB_I32, NB_I64, NB_U8; NB_DTYPE_COUNT = the tensor's own */
+} nb_st_item;
+
+typedef struct nb_st_meta {
+    const char *key, *value;  /* strings, stored in "__metadata__" */
+} nb_st_meta;
+
+nb_status nb_safetensors_save(nb_ctx *ctx, const char *path, const nb_st_item *items, int n,
+                              const nb_st_meta *meta, int nmeta);
+
+/* A parsed file: the header is validated strictly on open (offsets
+ * contiguous from 0, sizes matching dtype x shape, no overlap, no duplicate
+ * names, header under 100 MB, file size exact). */
+typedef struct nb_safetensors nb_safetensors;
+nb_safetensors *nb_safetensors_open(nb_ctx *ctx, const char *path);
+void nb_safetensors_close(nb_ctx *ctx, nb_safetensors *st);
+int nb_safetensors_count(const nb_safetensors *st);
+const char *nb_safetensors_name(const nb_safetensors *st, int i); /* file order */
+/* Shape and dtype of a named tensor; NB_ERR_ARG if absent (dtype is
+ * NB_DTYPE_COUNT for a dtype nabla cannot hold, such as U16). */
+nb_status nb_safetensors_info(const nb_safetensors *st, const char *name, nb_dtype *dtype,
+                              int *ndim, int64_t shape[NB_MAX_DIMS]);
+/* Copies a named tensor into dst, which must have its shape; converts the
+ * file's dtype to dst's (f16/bf16/f32/f64 to float; integers to integers or
+ * float). */
+nb_status nb_safetensors_read(nb_ctx *ctx, const nb_safetensors *st, const char *name,
+                              nb_tensor *dst);
+/* A metadata value, or NULL. */
+const char *nb_safetensors_meta(const nb_safetensors *st, const char *key);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,8 +2,9 @@
 # Installs the Debian 12 packages nabla needs to build and test.
 # Runs as root, or through sudo when it is available. Safe to run again.
 set -eu
-PKGS="build-essential cmake pkg-config git libopenblas-dev libcmocka-dev zlib1g-dev \
-libomp-dev clang valgrind python3 python3-numpy python3-torch"
+PKGS="build-essential cmake pkg-config libopenblas-dev libcmocka-dev zlib1g-dev \
+libjansson-dev libinih-dev libomp-dev clang valgrind python3 python3-numpy python3-torch \
+dataset-fashion-mnist"
 if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
         echo "install-deps: need root or sudo to install: $PKGS" >&2; exit 1; fi
