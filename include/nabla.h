@@ -500,6 +500,221 @@ nb_status nb_safetensors_read(nb_ctx *ctx, const nb_safetensors *st, const char 
 /* A metadata value, or NULL. */
 const char *nb_safetensors_meta(const nb_safetensors *st, const char *key);
 
+/* ------------------------------------------------------------------------ */
+/* Initializers (src/nn/init.c). Seeded from the context's generator.       */
+/* Fans follow torch.nn.init: for a weight [out, in, k...], fan_in = in * k */
+/* and fan_out = out * k; a 1-D tensor has fan_in = fan_out = its length.   */
+/* ------------------------------------------------------------------------ */
+typedef enum nb_init_kind {
+    NB_INIT_CONSTANT = 0,   /* a */
+    NB_INIT_UNIFORM,        /* U(a, b) */
+    NB_INIT_NORMAL,         /* N(a, b^2): mean a, sd b */
+    NB_INIT_XAVIER_UNIFORM, /* U(-r, r), r = gain sqrt(6 / (fan_in + fan_out)) */
+    NB_INIT_XAVIER_NORMAL,  /* sd = gain sqrt(2 / (fan_in + fan_out)) */
+    NB_INIT_KAIMING_UNIFORM,/* U(-r, r), r = gain sqrt(3 / fan) */
+    NB_INIT_KAIMING_NORMAL, /* sd = gain / sqrt(fan) */
+    NB_INIT_ORTHOGONAL,     /* rows (or columns) orthonormal, times gain */
+    NB_INIT_TORCH_LINEAR,   /* torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+    NB_INIT_COUNT
+} nb_init_kind;
+
+typedef enum nb_nonlinearity {
+    NB_GAIN_LINEAR = 0, /* gain 1 (also sigmoid, identity) */
+    NB_GAIN_RELU,       /* sqrt(2) */
+    NB_GAIN_LEAKY_RELU, /* sqrt(2 / (1 + slope^2)) */
+    NB_GAIN_TANH,       /* 5/3 */
+    NB_GAIN_SELU        /* 3/4 */
+} nb_nonlinearity;
+
+typedef struct nb_init {
+    nb_init_kind kind;
+    double a, b;              /* constant / bounds / mean and sd, by kind */
+    nb_nonlinearity nonlinearity; /* kaiming, xavier, orthogonal gain */
+    double slope;             /* for NB_GAIN_LEAKY_RELU; default 0.01 */
+    bool fan_out;             /* kaiming: use fan_out instead of fan_in */
+    double gain;              /* > 0 overrides the nonlinearity's gain */
+} nb_init;
+
+nb_init nb_init_default(nb_init_kind kind);
+double nb_gain(nb_nonlinearity nl, double slope);
+nb_status nb_init_tensor(nb_ctx *ctx, nb_tensor *t, const nb_init *init);
+
+/* ------------------------------------------------------------------------ */
+/* Layers (src/nn). A module owns its parameters (persistent tensors) and   */
+/* its children. Parameters are named by their path: "fc1.weight", and a    */
+/* child of a sequential without a name of its own is called by its index.  */
+/* Modules are freed with nb_module_free (the root frees the tree).         */
+/* ------------------------------------------------------------------------ */
+typedef struct nb_module nb_module;
+
+typedef enum nb_act {
+    NB_ACT_RELU = 0, NB_ACT_LEAKY_RELU, NB_ACT_ELU, NB_ACT_SIGMOID, NB_ACT_TANH,
+    NB_ACT_GELU, NB_ACT_GELU_TANH, NB_ACT_SILU, NB_ACT_SOFTPLUS, NB_ACT_IDENTITY,
+    NB_ACT_COUNT
+} nb_act;
+
+/* name may be NULL (then the index in its parent names it). */
+nb_module *nb_linear(nb_ctx *ctx, const char *name, int64_t in, int64_t out, bool bias);
+nb_module *nb_activation(nb_ctx *ctx, const char *name, nb_act act, double param);
+nb_module *nb_dropout_layer(nb_ctx *ctx, const char *name, double p);
+nb_module *nb_flatten_layer(nb_ctx *ctx, const char *name); /* [N, ...] -> [N, prod] */
+nb_module *nb_sequential(nb_ctx *ctx, const char *name);
+/* Appends child; the sequential owns it from then on (also on failure). */
+nb_status nb_sequential_add(nb_ctx *ctx, nb_module *seq, nb_module *child);
+/* Parses an activation name ("relu", "gelu_tanh", ...); NB_ACT_COUNT if unknown. */
+nb_act nb_act_from_name(const char *name);
+const char *nb_act_name(nb_act act);
+
+nb_tensor *nb_module_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x);
+/* Training mode (dropout on) or evaluation mode, for the whole tree. */
+void nb_module_train(nb_module *m, bool training);
+bool nb_module_training(const nb_module *m);
+void nb_module_free(nb_ctx *ctx, nb_module *m);
+const char *nb_module_kind(const nb_module *m); /* "linear", "sequential", ... */
+const char *nb_module_name(const nb_module *m);
+int nb_module_child_count(const nb_module *m);
+nb_module *nb_module_child(const nb_module *m, int i);
+
+/* The parameter registry: every parameter and buffer of the tree with its
+ * dotted name, in a stable order (depth first, declaration order). */
+typedef struct nb_named_tensor {
+    const char *name;
+    nb_tensor *tensor;
+    bool is_buffer; /* persistent state that is not trained (running statistics) */
+} nb_named_tensor;
+typedef struct nb_param_list {
+    int n;
+    nb_named_tensor *items;
+} nb_param_list;
+nb_status nb_module_params(nb_ctx *ctx, nb_module *m, nb_param_list *out);
+void nb_param_list_free(nb_ctx *ctx, nb_param_list *l);
+nb_tensor *nb_module_find(nb_ctx *ctx, nb_module *m, const char *name); /* NULL: absent */
+int64_t nb_module_param_count(nb_module *m); /* elements of trainable parameters */
+/* Re-initialises every parameter: weights with w, biases with b (NULL:
+ * each layer's default, which is PyTorch's). */
+nb_status nb_module_init(nb_ctx *ctx, nb_module *m, const nb_init *w, const nb_init *b);
+
+/* ------------------------------------------------------------------------ */
+/* Optimizers (src/optim): torch.optim's update rules, one fused pass over   */
+/* each tensor per step. State tensors are persistent and made when a group */
+/* is added, so a step allocates nothing.                                   */
+/* ------------------------------------------------------------------------ */
+typedef enum nb_optim_kind {
+    NB_OPT_SGD = 0, NB_OPT_ADAM, NB_OPT_ADAMW, NB_OPT_RMSPROP, NB_OPT_ADAGRAD, NB_OPT_COUNT
+} nb_optim_kind;
+
+typedef struct nb_optim_opts {
+    nb_optim_kind kind;
+    double lr;           /* default: sgd 0.01 (torch requires one), adam(w) 1e-3, rmsprop 1e-2, adagrad 1e-2 */
+    double weight_decay; /* L2 added to the gradient; AdamW: decoupled (default 1e-2 there) */
+    double momentum;     /* sgd, rmsprop */
+    double dampening;    /* sgd */
+    bool nesterov;       /* sgd */
+    double beta1, beta2; /* adam(w): 0.9, 0.999 */
+    double eps;          /* adam(w) 1e-8, rmsprop 1e-8, adagrad 1e-10 */
+    bool amsgrad;        /* adam(w) */
+    double alpha;        /* rmsprop: 0.99 */
+    bool centered;       /* rmsprop */
+    double lr_decay;     /* adagrad */
+    double initial_accumulator; /* adagrad */
+} nb_optim_opts;
+
+typedef struct nb_optim nb_optim;
+
+nb_optim_opts nb_optim_opts_default(nb_optim_kind kind);
+const char *nb_optim_name(nb_optim_kind kind);        /* "sgd", "adam", ... */
+nb_optim_kind nb_optim_from_name(const char *name);   /* NB_OPT_COUNT if unknown */
+nb_optim *nb_optim_new(nb_ctx *ctx, const nb_optim_opts *opts);
+void nb_optim_free(nb_ctx *ctx, nb_optim *opt);
+/* A parameter group with its own learning rate and weight decay (negative:
+ * the optimizer's). names (may be NULL) name the state tensors in
+ * checkpoints: "<name>.exp_avg" and so on. Returns the group index, or -1. */
+int nb_optim_add_group(nb_ctx *ctx, nb_optim *opt, int n, nb_tensor *const *params,
+                       const char *const *names, double lr, double weight_decay);
+/* The model's trainable parameters in one group (buffers skipped). With
+ * no_decay_1d, a second group holds the 1-D ones (biases, norms) without
+ * weight decay. */
+nb_status nb_optim_add_module(nb_ctx *ctx, nb_optim *opt, nb_module *m, bool no_decay_1d);
+/* One update of every parameter that has a gradient. */
+nb_status nb_optim_step(nb_ctx *ctx, nb_optim *opt);
+void nb_optim_zero_grad(nb_optim *opt);
+int nb_optim_group_count(const nb_optim *opt);
+double nb_optim_lr(const nb_optim *opt, int group);
+void nb_optim_set_lr(nb_optim *opt, int group, double lr); /* group -1: all */
+double nb_optim_base_lr(const nb_optim *opt, int group);  /* as added */
+int64_t nb_optim_steps(const nb_optim *opt);              /* steps taken */
+/* State for checkpoints: named persistent tensors (exp_avg, ...), and the
+ * step counter. */
+nb_status nb_optim_state(nb_ctx *ctx, nb_optim *opt, nb_param_list *out);
+void nb_optim_set_steps(nb_optim *opt, int64_t steps);
+
+/* Gradient clipping over a set of tensors (those without grad are skipped):
+ * by global L2 norm (torch.nn.utils.clip_grad_norm_: scale by
+ * max_norm / (norm + 1e-6) when below 1; returns the norm before clipping in
+ * *norm) and by value (clamp to [-v, v]). */
+nb_status nb_clip_grad_norm(nb_ctx *ctx, int n, nb_tensor *const *ts, double max_norm, double *norm);
+nb_status nb_clip_grad_value(nb_ctx *ctx, int n, nb_tensor *const *ts, double value);
+
+/* ------------------------------------------------------------------------ */
+/* Learning-rate schedules (src/optim/sched.c). A schedule sets the lr of   */
+/* every group of its optimizer to base_lr x factor(t) at each nb_sched_step */
+/* (t counts calls: per epoch or per batch, as the caller decides).          */
+/* ------------------------------------------------------------------------ */
+typedef enum nb_sched_kind {
+    NB_SCHED_CONSTANT = 0,
+    NB_SCHED_STEP,          /* gamma^floor(t / step_size) */
+    NB_SCHED_MULTISTEP,     /* gamma^(milestones passed) */
+    NB_SCHED_EXPONENTIAL,   /* gamma^t */
+    NB_SCHED_COSINE,        /* eta_min + (base - eta_min)(1 + cos(pi t / t_max)) / 2 */
+    NB_SCHED_WARMUP_COSINE, /* linear from 0 over warmup, then cosine to eta_min at total */
+    NB_SCHED_ONECYCLE,      /* torch.optim.lr_scheduler.OneCycleLR (cos), momentum not cycled */
+    NB_SCHED_PLATEAU,       /* torch's ReduceLROnPlateau */
+    NB_SCHED_COUNT
+} nb_sched_kind;
+
+typedef struct nb_sched_opts {
+    nb_sched_kind kind;
+    int64_t step_size;      /* step */
+    double gamma;           /* step, multistep, exponential; default 0.1 (exponential 0.95) */
+    int64_t milestones[16]; /* multistep, increasing */
+    int n_milestones;
+    int64_t t_max;          /* cosine */
+    double eta_min;         /* cosine, warmup_cosine (absolute lr) */
+    int64_t warmup;         /* warmup_cosine */
+    int64_t total;          /* warmup_cosine, onecycle: steps in all */
+    double max_lr;          /* onecycle (default: the group's base lr) */
+    double pct_start;       /* onecycle: 0.3 */
+    double div_factor;      /* onecycle: 25 */
+    double final_div_factor;/* onecycle: 1e4 */
+    bool mode_max;          /* plateau: the metric should grow (accuracy) */
+    double factor;          /* plateau: 0.1 */
+    int patience;           /* plateau: 10 */
+    double threshold;       /* plateau: 1e-4, relative */
+    bool threshold_abs;     /* plateau: absolute threshold instead */
+    int cooldown;           /* plateau */
+    double min_lr;          /* plateau */
+} nb_sched_opts;
+
+typedef struct nb_sched nb_sched;
+nb_sched_opts nb_sched_opts_default(nb_sched_kind kind);
+const char *nb_sched_name(nb_sched_kind kind);
+nb_sched_kind nb_sched_from_name(const char *name);
+/* Binds to opt and sets the lr for t = 0. */
+nb_sched *nb_sched_new(nb_ctx *ctx, nb_optim *opt, const nb_sched_opts *opts);
+void nb_sched_free(nb_ctx *ctx, nb_sched *s);
+/* Advances t and sets the new lr; metric is read by plateau only. */
+nb_status nb_sched_step(nb_ctx *ctx, nb_sched *s, double metric);
+int64_t nb_sched_t(const nb_sched *s);
+/* Schedule state for exact resume: t and the plateau bookkeeping. */
+typedef struct nb_sched_state {
+    int64_t t;
+    double best;
+    int64_t bad_epochs, cooldown_left;
+    double scale; /* plateau's current factor */
+} nb_sched_state;
+nb_sched_state nb_sched_get_state(const nb_sched *s);
+nb_status nb_sched_set_state(nb_ctx *ctx, nb_sched *s, const nb_sched_state *st);
+
 #ifdef __cplusplus
 }
 #endif

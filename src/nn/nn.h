@@ -1,0 +1,35 @@
+/* Private layout of modules, shared by the layer files. */
+#ifndef NB_NN_H
+#define NB_NN_H
+
+#include "core/internal.h"
+
+#define NB__MOD_MAX_T 6 /* parameters and buffers per module */
+
+typedef nb_tensor *(*nb__mod_fwd)(nb_ctx *ctx, nb_module *m, nb_tensor *x);
+/* Re-initialise parameters; w/b NULL: the layer's own default. */
+typedef nb_status (*nb__mod_reset)(nb_ctx *ctx, nb_module *m, const nb_init *w, const nb_init *b);
+
+struct nb_module {
+    const char *kind;
+    char *name; /* heap copy, or NULL */
+    nb__mod_fwd forward;
+    nb__mod_reset reset;
+    bool training;
+    int n_children, cap_children;
+    nb_module **children;
+    int n_t;
+    nb_tensor *t[NB__MOD_MAX_T];
+    const char *t_name[NB__MOD_MAX_T]; /* static strings: "weight", "bias", ... */
+    bool t_buffer[NB__MOD_MAX_T];
+    double f[4]; /* layer settings */
+    int64_t i[4];
+};
+
+/* A new module of `kind` (heap, zeroed, training mode) or NULL + error. */
+nb_module *nb__module_new(nb_ctx *ctx, const char *kind, const char *name, nb__mod_fwd fwd);
+/* Adds a persistent tensor to m (param, or buffer when buffer is true). */
+nb_tensor *nb__module_add(nb_ctx *ctx, nb_module *m, const char *tname, bool buffer, nb_dtype dt,
+                          int ndim, const int64_t *shape);
+
+#endif
