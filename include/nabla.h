@@ -75,7 +75,8 @@ extern "C" {
     X(NB_ERR_GRAD, "gradient unavailable")                                     \
     X(NB_ERR_GRADCHECK, "gradient check failed")                               \
     X(NB_ERR_IO, "input/output error")                                         \
-    X(NB_ERR_FORMAT, "malformed data")
+    X(NB_ERR_FORMAT, "malformed data")                                         \
+    X(NB_ERR_NUMERIC, "non-finite value")
 
 typedef enum nb_status {
 #define NB__STATUS_ENUM(code, text) code,
@@ -714,6 +715,160 @@ typedef struct nb_sched_state {
 } nb_sched_state;
 nb_sched_state nb_sched_get_state(const nb_sched *s);
 nb_status nb_sched_set_state(nb_ctx *ctx, nb_sched *s, const nb_sched_state *st);
+
+/* ------------------------------------------------------------------------ */
+/* Datasets and loading (src/data/loader.c).                                */
+/* ------------------------------------------------------------------------ */
+/* Normalisation of features, fitted on the training rows only. */
+typedef enum nb_norm_kind {
+    NB_NORM_NONE = 0, /* x as float */
+    NB_NORM_GLOBAL,   /* (x - mean) / std, one mean and std over all features */
+    NB_NORM_FEATURE,  /* per feature (column) */
+    NB_NORM_COUNT
+} nb_norm_kind;
+
+typedef struct nb_norm {
+    nb_norm_kind kind;
+    nb_tensor *mean, *std; /* persistent F32 [D] (global: [1]); NULL for NONE */
+} nb_norm;
+
+/* Fits on rows idx[0..n-1] of x ([N, ...], any numeric dtype; idx NULL: all
+ * rows). std below 1e-8 is taken as 1 (a constant feature is only centred). */
+nb_status nb_norm_fit(nb_ctx *ctx, const nb_tensor *x, const int64_t *idx, int64_t n,
+                      nb_norm_kind kind, nb_norm *out);
+void nb_norm_free(nb_ctx *ctx, nb_norm *n);
+
+/* A seeded train/validation split of N rows: a permutation of 0..N-1 whose
+ * first n_train rows train and the rest validate (n_val = round(N x
+ * val_fraction)). Arrays from the allocator hook; free with
+ * nb_split_free. */
+typedef struct nb_split {
+    int64_t *train, *val;
+    int64_t n_train, n_val;
+} nb_split;
+nb_status nb_split_make(nb_ctx *ctx, int64_t n, double val_fraction, uint64_t seed, nb_split *out);
+void nb_split_free(nb_ctx *ctx, nb_split *s);
+
+typedef struct nb_loader_opts {
+    int64_t batch_size;   /* default 64 */
+    bool shuffle;         /* reshuffle every epoch (seeded by seed and epoch) */
+    bool drop_last;       /* drop a last partial batch */
+    bool prefetch;        /* prepare the next batch on a background thread */
+    uint64_t seed;
+} nb_loader_opts;
+
+typedef struct nb_loader nb_loader;
+nb_loader_opts nb_loader_opts_default(void);
+/* Batches of rows idx[0..n-1] (idx NULL: all rows) of x ([N, ...]) and y
+ * ([N] class ids of any integer dtype, or float [N, ...] targets; may be
+ * NULL). Features come out as F32, normalised by norm (NULL: none); class ids
+ * as I64. x, y and norm must outlive the loader; idx is copied. */
+nb_loader *nb_loader_new(nb_ctx *ctx, const nb_tensor *x, const nb_tensor *y, const int64_t *idx,
+                         int64_t n, const nb_norm *norm, const nb_loader_opts *opts);
+void nb_loader_free(nb_ctx *ctx, nb_loader *l);
+/* Starts epoch e (0-based): the order is a function of (seed, e) alone. */
+nb_status nb_loader_start(nb_ctx *ctx, nb_loader *l, int64_t epoch);
+/* The next batch as step tensors (valid until the next call or arena
+ * reset); *x = NULL at the end of the epoch. */
+nb_status nb_loader_next(nb_ctx *ctx, nb_loader *l, nb_tensor **x, nb_tensor **y);
+int64_t nb_loader_batches(const nb_loader *l); /* per epoch */
+int64_t nb_loader_rows(const nb_loader *l);
+/* Skips to batch b of the current epoch (for resuming mid-epoch). */
+nb_status nb_loader_seek(nb_ctx *ctx, nb_loader *l, int64_t b);
+
+/* ------------------------------------------------------------------------ */
+/* Training (src/train).                                                    */
+/* ------------------------------------------------------------------------ */
+typedef enum nb_loss_kind {
+    NB_LOSS_CROSS_ENTROPY = 0, /* logits [B, C], class ids [B] */
+    NB_LOSS_MSE,               /* predictions and targets of one shape */
+    NB_LOSS_BCE,               /* logits and 0/1 targets of one shape */
+    NB_LOSS_COUNT
+} nb_loss_kind;
+
+typedef struct nb_epoch_info {
+    int epoch;          /* 1-based */
+    int epochs;
+    double train_loss, train_acc;
+    double val_loss, val_acc, val_topk; /* NAN without validation rows */
+    double lr, seconds, samples_per_s;
+    bool improved;      /* best monitored value so far */
+} nb_epoch_info;
+
+typedef struct nb_step_info {
+    int epoch;           /* 1-based */
+    int64_t batch, batches; /* batch is 1-based within the epoch */
+    int64_t step;        /* optimizer steps so far */
+    double loss, lr, seconds, samples_per_s;
+} nb_step_info;
+
+typedef struct nb_train_opts {
+    int epochs;                 /* default 10 */
+    nb_loss_kind loss;
+    int accum_steps;            /* micro-batches per optimizer step; default 1 */
+    double clip_norm;           /* > 0: clip gradients to this global norm */
+    double clip_value;          /* > 0: clamp gradients */
+    bool sched_per_batch;       /* step the schedule after every optimizer step
+                                   instead of every epoch (onecycle, warmup) */
+    int patience;               /* early stopping: epochs without improvement; 0 off */
+    double min_delta;           /* improvement needed */
+    bool monitor_acc;           /* monitor validation accuracy (else loss) */
+    bool restore_best;          /* end with the best epoch's weights */
+    int top_k;                  /* also report top-k accuracy when > 1 */
+    int64_t eval_batch;         /* batch size for evaluation; default 256 */
+    const char *out_dir;        /* run folder: log.csv, best/last.safetensors; NULL: none */
+    const char *config_text;    /* stored in checkpoints' metadata */
+    const char *resume;         /* checkpoint to continue from; NULL: start fresh */
+    void (*on_step)(const nb_step_info *info, void *user);
+    void (*on_epoch)(const nb_epoch_info *info, void *user);
+    void *user;
+} nb_train_opts;
+
+typedef struct nb_train_result {
+    int epochs_run;             /* the last epoch trained (1-based) */
+    int best_epoch;
+    bool stopped_early;
+    double train_loss, val_loss, val_acc, best_metric;
+    double samples_per_s;       /* training samples per second, all epochs */
+} nb_train_result;
+
+nb_train_opts nb_train_opts_default(void);
+/* Trains model with opt (and sched, may be NULL) on the train loader,
+ * evaluating on val (may be NULL) after each epoch; norm is saved in the
+ * checkpoints so evaluation can apply it. */
+nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched,
+                   nb_loader *train, nb_loader *val, const nb_norm *norm,
+                   const nb_train_opts *opts, nb_train_result *res);
+
+typedef struct nb_eval_result {
+    double loss, acc, topk; /* acc and topk NAN unless the loss is cross-entropy */
+    int64_t rows;
+} nb_eval_result;
+/* Mean loss and accuracy over one pass of the loader, in evaluation mode
+ * without recording. */
+nb_status nb_evaluate(nb_ctx *ctx, nb_module *model, nb_loader *data, nb_loss_kind loss,
+                      int top_k, nb_eval_result *res);
+
+/* Checkpoints: the model's parameters and buffers under their names, the
+ * optimizer's state under "optim.<name>.<state>", the normalisation under
+ * "norm.mean"/"norm.std", and metadata (format, epoch, step, generator and
+ * schedule state, best metric, config). Written atomically. */
+typedef struct nb_ckpt_info {
+    int64_t epoch, step;   /* completed */
+    double best_metric;
+    int best_epoch, bad_epochs;
+} nb_ckpt_info;
+nb_status nb_checkpoint_save(nb_ctx *ctx, const char *path, nb_module *model, nb_optim *opt,
+                             nb_sched *sched, const nb_norm *norm, const nb_ckpt_info *info,
+                             const char *config_text);
+/* Loads what the file has for each given object (opt, sched, norm, info may
+ * be NULL). Every model tensor must be present with its shape, unless
+ * `partial`: then tensors absent or of another shape are skipped and listed
+ * in *skipped (a heap string, free with nb_free_string; may be NULL). */
+nb_status nb_checkpoint_load(nb_ctx *ctx, const char *path, nb_module *model, nb_optim *opt,
+                             nb_sched *sched, nb_norm *norm, nb_ckpt_info *info, bool partial,
+                             char **skipped);
+void nb_free_string(nb_ctx *ctx, char *s);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,58 @@
+/* The `nabla` configuration: an INI file (parsed by Debian's libinih), one
+ * schema table that says each key's section, type and valid range, and
+ * `--set section.key=value` overrides checked by the same table. */
+#ifndef NABLA_TOOLS_CONFIG_H
+#define NABLA_TOOLS_CONFIG_H
+
+#include <nabla.h>
+
+#define CFG_PATH 512
+
+typedef struct cfg {
+    /* [data] */
+    char format[16];
+    char train_images[CFG_PATH], train_labels[CFG_PATH], test_images[CFG_PATH], test_labels[CFG_PATH];
+    char train_csv[CFG_PATH], test_csv[CFG_PATH], label[64];
+    bool header;
+    double val_fraction;
+    char normalize[16];
+    int64_t batch_size;
+    bool shuffle, drop_last, prefetch;
+    /* [model] */
+    char layers[1024];
+    char init[32];
+    /* [optim] */
+    char optim[16];
+    double lr, weight_decay, momentum, dampening, beta1, beta2, eps, alpha, lr_decay,
+        initial_accumulator;
+    bool nesterov, amsgrad, centered, no_decay_1d;
+    bool lr_set, wd_set, eps_set; /* given explicitly (else the optimizer's default) */
+    /* [schedule] */
+    char schedule[24];
+    bool per_batch;
+    int64_t step_size, t_max, warmup, total, patience, cooldown;
+    double gamma, eta_min, max_lr, pct_start, div_factor, final_div_factor, factor, threshold,
+        min_lr;
+    char milestones[256], mode[8];
+    /* [train] */
+    int64_t epochs, accum_steps, early_stopping, top_k, threads;
+    uint64_t seed;
+    char loss[24], monitor[16], out[CFG_PATH], resume[CFG_PATH], progress[16];
+    double clip_norm, clip_value, min_delta;
+    bool restore_best;
+    /* bookkeeping */
+    char path[CFG_PATH];
+    char *text; /* the file's text and the overrides, for checkpoints */
+} cfg;
+
+void cfg_defaults(cfg *c);
+/* Reads and checks a file; on error writes "config: FILE:LINE: ..." to err
+ * and returns false. */
+bool cfg_load(cfg *c, const char *path, char *err, size_t cap);
+/* Applies one "section.key=value" override. */
+bool cfg_set(cfg *c, const char *assignment, char *err, size_t cap);
+/* Checks relations between keys (after overrides). */
+bool cfg_check(const cfg *c, char *err, size_t cap);
+void cfg_free(cfg *c);
+
+#endif
