@@ -493,7 +493,9 @@ static int cmd_eval_predict(int argc, char **argv, bool predict)
         if (ends_with(in, ".csv")) {
             nb_csv_opts o;
             csv_opts_from(&c, &o);
-            o.no_label = true;
+            o.no_label = true; /* features only */
+            o.label_name = NULL;
+            o.label_index = -1;
             nb_csv_read(ctx, in, &o, &d.x, NULL);
         } else {
             d.x = ends_with(in, ".npy") ? nb_npy_read(ctx, in) : nb_idx_read(ctx, in);
