@@ -340,6 +340,11 @@ nb_tensor *nb_log_softmax(nb_ctx *ctx, nb_tensor *a, int axis);
  * (nb_transpose) go to BLAS without a copy. */
 nb_tensor *nb_matmul(nb_ctx *ctx, nb_tensor *a, nb_tensor *b);
 
+/* torch.nn.functional.linear, fused: y = x W^T + b for x [..., in], W [out, in],
+ * b [out] (may be NULL). One GEMM each way; dW and db accumulate straight
+ * into W's and b's gradients. */
+nb_tensor *nb_linear_op(nb_ctx *ctx, nb_tensor *x, nb_tensor *w, nb_tensor *b);
+
 /* reductions over the given axes (naxes == 0: all axes) */
 nb_tensor *nb_sum(nb_ctx *ctx, nb_tensor *a, int naxes, const int *axes, bool keepdim);
 nb_tensor *nb_mean(nb_ctx *ctx, nb_tensor *a, int naxes, const int *axes, bool keepdim);

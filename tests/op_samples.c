@@ -360,6 +360,33 @@ static bool gen_matmul(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
     return true;
 }
 
+/* ---- linear ---------------------------------------------------------------- */
+FN(fn_linear)
+{
+    UNUSED_FN_ARGS;
+    nb_tensor *a = S->keep ? nb_transpose(ctx, x[0], 0, 1) : x[0];
+    return nb_linear_op(ctx, a, x[1], n > 2 ? x[2] : NULL);
+}
+static bool gen_linear(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
+{
+    s->n_in = 3;
+    switch (v) {
+    case 0: s->in[0] = MK(V_NORMAL, 3, 4); break;
+    case 1: s->in[0] = MK(V_NORMAL, 2, 3, 4); break;             /* leading dims fold */
+    case 2: s->in[0] = MK(V_NORMAL, 3, 4); s->n_in = 2; break;   /* no bias */
+    case 3: s->in[0] = MK(V_NORMAL, 4, 3); s->keep = 1; break;   /* x a transposed view */
+    case 4: s->in[0] = MK(V_NORMAL, 40, 30); break;              /* large enough for BLAS */
+    default: return false;
+    }
+    int64_t in = v == 4 ? 30 : 4, out = v == 4 ? 20 : 5;
+    s->in[1] = MK(V_NORMAL, out, in);
+    if (s->n_in > 2)
+        s->in[2] = MK(V_NORMAL, out);
+    s->fn = fn_linear;
+    EXPR("F.linear(%s, x1%s)", s->keep ? "x0.transpose(0, 1)" : "x0", s->n_in > 2 ? ", x2" : "");
+    return true;
+}
+
 /* ---- reductions ----------------------------------------------------------- */
 static const char *axes_py(const op_sample *s, char *buf, size_t cap)
 {
@@ -813,6 +840,7 @@ const sample_gen op_samples[NB__OP_COUNT] = {
     [NB__OP_SOFTMAX] = gen_softmax,
     [NB__OP_LOG_SOFTMAX] = gen_log_softmax,
     [NB__OP_MATMUL] = gen_matmul,
+    [NB__OP_LINEAR] = gen_linear,
     [NB__OP_SUM] = gen_sum,
     [NB__OP_MEAN] = gen_mean,
     [NB__OP_MAX] = gen_max,

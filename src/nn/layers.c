@@ -1,6 +1,6 @@
 /* The basic layers.
  *   linear      y = x W^T + b, W [out, in] (torch.nn.Linear's layout), on the
- *               last dim of x; W^T is a view, so BLAS reads W transposed
+ *               last dim of x, by the fused linear op (src/ops/linear.c)
  *   activation  y = f(x) for the activations of src/ops/unary.c
  *   dropout     inverted dropout in training mode, identity in evaluation
  *   flatten     [N, d1, d2, ...] -> [N, d1 d2 ...]
@@ -12,8 +12,7 @@
 /* ---- linear ------------------------------------------------------------- */
 static nb_tensor *linear_fwd(nb_ctx *ctx, nb_module *m, nb_tensor *x)
 {
-    nb_tensor *y = nb_matmul(ctx, x, nb_transpose(ctx, m->t[0], 0, 1));
-    return m->n_t > 1 ? nb_add(ctx, y, m->t[1]) : y;
+    return nb_linear_op(ctx, x, m->t[0], m->n_t > 1 ? m->t[1] : NULL);
 }
 
 static nb_status linear_reset(nb_ctx *ctx, nb_module *m, const nb_init *w, const nb_init *b)

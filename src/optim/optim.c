@@ -285,7 +285,7 @@ typedef struct {
     bool first;
 } upd;
 
-#define UPDATE_KERNELS(T, SUF)                                                           \
+#define UPDATE_KERNELS(T, SUF, SQRT)                                                           \
     static void sgd_##SUF(int64_t b, int64_t e, void *arg)                               \
     {                                                                                    \
         const upd *U = arg;                                                              \
@@ -305,28 +305,33 @@ typedef struct {
     static void adam_##SUF(int64_t b, int64_t e, void *arg)                              \
     {                                                                                    \
         const upd *U = arg;                                                              \
-        T *p = U->p, *m = U->s0, *v = U->s1, *vmax = U->s2;                              \
-        const T *g = U->g;                                                               \
+        T *restrict p = U->p, *restrict m = U->s0, *restrict v = U->s1;                  \
+        T *restrict vmax = U->s2;                                                        \
+        const T *restrict g = U->g;                                                      \
         const bool decoupled = U->o->kind == NB_OPT_ADAMW;                               \
         const T b1 = (T)U->o->beta1, b2 = (T)U->o->beta2, ob1 = (T)(1 - U->o->beta1),    \
-                ob2 = (T)(1 - U->o->beta2), wd = (T)U->wd, eps = (T)U->o->eps,           \
+                ob2 = (T)(1 - U->o->beta2), eps = (T)U->o->eps,                          \
                 step = (T)(U->lr / U->bc1), bc2s = (T)U->bc2_sqrt,                        \
                 shrink = (T)(1 - U->lr * U->wd);                                         \
-        for (int64_t i = b; i < e; i++) {                                                \
-            T gi = g[i];                                                                 \
-            if (decoupled)                                                               \
+        const T wd = decoupled ? (T)0 : (T)U->wd;                                        \
+        if (decoupled)                                                                   \
+            for (int64_t i = b; i < e; i++)                                              \
                 p[i] *= shrink;                                                          \
-            else if (wd != 0)                                                            \
-                gi += wd * p[i];                                                         \
+        if (!vmax) { /* the common case, kept branch-free so it vectorises */           \
+            for (int64_t i = b; i < e; i++) {                                            \
+                T gi = g[i] + wd * p[i];                                                 \
+                m[i] = m[i] * b1 + gi * ob1;                                             \
+                v[i] = v[i] * b2 + gi * gi * ob2;                                        \
+                p[i] += -step * (m[i] / (SQRT(v[i]) / bc2s + eps));                      \
+            }                                                                            \
+            return;                                                                      \
+        }                                                                                \
+        for (int64_t i = b; i < e; i++) {                                                \
+            T gi = g[i] + wd * p[i];                                                     \
             m[i] = m[i] * b1 + gi * ob1;                                                 \
             v[i] = v[i] * b2 + gi * gi * ob2;                                            \
-            T vv = v[i];                                                                 \
-            if (vmax) {                                                                  \
-                vmax[i] = vmax[i] > vv ? vmax[i] : vv;                                   \
-                vv = vmax[i];                                                            \
-            }                                                                            \
-            T den = sqrt(vv) / bc2s + eps;                                               \
-            p[i] += -step * (m[i] / den);                                                \
+            vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i];                                   \
+            p[i] += -step * (m[i] / (SQRT(vmax[i]) / bc2s + eps));                       \
         }                                                                                \
     }                                                                                    \
     static void rmsprop_##SUF(int64_t b, int64_t e, void *arg)                           \
@@ -342,9 +347,9 @@ typedef struct {
             T avg;                                                                       \
             if (ga) {                                                                    \
                 ga[i] = ga[i] * al + gi * oal;                                           \
-                avg = sqrt(sq[i] - ga[i] * ga[i]) + eps;                                 \
+                avg = SQRT(sq[i] - ga[i] * ga[i]) + eps;                                 \
             } else {                                                                     \
-                avg = sqrt(sq[i]) + eps;                                                 \
+                avg = SQRT(sq[i]) + eps;                                                 \
             }                                                                            \
             if (buf) {                                                                   \
                 buf[i] = buf[i] * mom + gi / avg;                                        \
@@ -363,11 +368,11 @@ typedef struct {
         for (int64_t i = b; i < e; i++) {                                                \
             T gi = wd != 0 ? g[i] + wd * p[i] : g[i];                                    \
             sum[i] += gi * gi;                                                           \
-            p[i] += -clr * (gi / (sqrt(sum[i]) + eps));                                  \
+            p[i] += -clr * (gi / (SQRT(sum[i]) + eps));                                  \
         }                                                                                \
     }
-UPDATE_KERNELS(float, f32)
-UPDATE_KERNELS(double, f64)
+UPDATE_KERNELS(float, f32, sqrtf)
+UPDATE_KERNELS(double, f64, sqrt)
 
 static nb__range_fn kernel_of(nb_optim_kind k, nb_dtype dt)
 {
