@@ -4,37 +4,52 @@
 # prints the medians and their ratio. PyTorch runs at its best settings:
 # OPENBLAS_NUM_THREADS and OMP_NUM_THREADS pinned to the thread count, and
 # OMP_WAIT_POLICY=passive at 2 threads.
-# Usage: bench/run.sh [BUILD_DIR] [REPEATS]   (build first: see README)
+# Usage: bench/run.sh [BUILD_DIR] [REPEATS] [BENCH...]   (build first: see README)
+#   BENCH: xor, matmul, mlp (default: all)
 set -eu
 BUILD=${1:-build}
 REPS=${2:-5}
+shift $(( $# > 2 ? 2 : $# ))
+WHICH=${*:-xor matmul mlp}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 
-run_pair() { # name threads metric nabla-cmd torch-cmd
-    name=$1 t=$2 metric=$3 ncmd=$4 tcmd=$5
-    nfile=$(mktemp) tfile=$(mktemp)
+run_pair() { # name threads metric extra-metric nabla-cmd torch-cmd
+    name=$1 t=$2 metric=$3 extra=$4 ncmd=$5 tcmd=$6
+    nout=$(mktemp) tout=$(mktemp)
     wait_policy=
     [ "$t" -gt 1 ] && wait_policy=passive
     i=0
     while [ $i -lt "$REPS" ]; do
-        NABLA_NUM_THREADS=$t sh -c "$ncmd" | field "$metric" >>"$nfile"
+        NABLA_NUM_THREADS=$t sh -c "$ncmd" >>"$nout"
         env OPENBLAS_NUM_THREADS="$t" OMP_NUM_THREADS="$t" ${wait_policy:+OMP_WAIT_POLICY=$wait_policy} \
-            sh -c "$tcmd" | field "$metric" >>"$tfile"
+            sh -c "$tcmd" >>"$tout"
         i=$((i + 1))
     done
-    n=$(median <"$nfile") tm=$(median <"$tfile")
+    n=$(field "$metric" <"$nout" | median) tm=$(field "$metric" <"$tout" | median)
     printf '%-28s threads=%d  nabla %12s  torch %12s  ratio %6.2fx   (%s, median of %d)\n' \
         "$name" "$t" "$n" "$tm" "$(echo "$n $tm" | awk '{print $1/$2}')" "$metric" "$REPS"
-    rm -f "$nfile" "$tfile"
+    if [ -n "$extra" ]; then
+        n=$(field "$extra" <"$nout" | median) tm=$(field "$extra" <"$tout" | median)
+        printf '%-28s threads=%d  nabla %12s  torch %12s  ratio %6.2fx   (%s)\n' \
+            "" "$t" "$n" "$tm" "$(echo "$n $tm" | awk '{print $1/$2}')" "$extra"
+    fi
+    rm -f "$nout" "$tout"
 }
 
 for t in 1 2; do
-    run_pair "xor 2-4-1, 10k steps" "$t" steps_per_s \
-        "$BUILD/bench/bench_xor 10000 $t" "$PY $HERE/bench_xor.py 10000"
-    run_pair "matmul 1024^3 fwd+bwd" "$t" gflops \
-        "$BUILD/bench/bench_matmul 1024 10 $t" "$PY $HERE/bench_matmul.py 1024 10"
+    for b in $WHICH; do
+        case $b in
+        xor) run_pair "xor 2-4-1, 10k steps" "$t" steps_per_s "" \
+            "$BUILD/bench/bench_xor 10000 $t" "$PY $HERE/bench_xor.py 10000" ;;
+        matmul) run_pair "matmul 1024^3 fwd+bwd" "$t" gflops "" \
+            "$BUILD/bench/bench_matmul 1024 10 $t" "$PY $HERE/bench_matmul.py 1024 10" ;;
+        mlp) run_pair "mlp 784-512-256-10 adam b128" "$t" samples_per_s rss_mb \
+            "$BUILD/bench/bench_mlp 200 $t" "$PY $HERE/bench_mlp.py 200" ;;
+        *) echo "unknown benchmark $b" >&2; exit 2 ;;
+        esac
+    done
 done
