@@ -801,7 +801,7 @@ typedef struct nb_epoch_info {
 } nb_epoch_info;
 
 typedef struct nb_step_info {
-    int epoch;           /* 1-based */
+    int epoch, epochs;   /* 1-based */
     int64_t batch, batches; /* batch is 1-based within the epoch */
     int64_t step;        /* optimizer steps so far */
     double loss, lr, seconds, samples_per_s;

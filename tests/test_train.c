@@ -426,6 +426,61 @@ static void test_learns_and_early_stops(void **state)
     nb_ctx_free(ctx);
 }
 
+/* Two micro-batches of 16 accumulated make the step of one batch of 32 (the
+ * epoch's order is the same permutation for both). */
+static void test_gradient_accumulation(void **state)
+{
+    (void)state;
+    nb_module *m[2];
+    nb_ctx *ctx[2];
+    for (int k = 0; k < 2; k++) {
+        ctx[k] = new_ctx(8);
+        nb_tensor *x, *y;
+        make_data(ctx[k], &x, &y);
+        m[k] = nb_sequential(ctx[k], NULL);
+        nb_sequential_add(ctx[k], m[k], nb_linear(ctx[k], "fc1", 12, 16, true));
+        nb_sequential_add(ctx[k], m[k], nb_activation(ctx[k], NULL, NB_ACT_TANH, 0));
+        nb_sequential_add(ctx[k], m[k], nb_linear(ctx[k], "fc2", 16, 4, true));
+        nb_optim_opts oo = nb_optim_opts_default(NB_OPT_SGD);
+        oo.lr = 0.05;
+        nb_optim *opt = nb_optim_new(ctx[k], &oo);
+        nb_optim_add_module(ctx[k], opt, m[k], false);
+        nb_loader_opts lo = nb_loader_opts_default();
+        lo.batch_size = k == 0 ? 32 : 16;
+        lo.seed = 2;
+        nb_norm nm;
+        nb_norm_fit(ctx[k], x, NULL, 0, NB_NORM_FEATURE, &nm);
+        int64_t rows[576];
+        for (int i = 0; i < 576; i++)
+            rows[i] = i;
+        nb_loader *l = nb_loader_new(ctx[k], x, y, rows, 576, &nm, &lo);
+        nb_train_opts o = nb_train_opts_default();
+        o.epochs = 2;
+        o.accum_steps = k == 0 ? 1 : 2;
+        nb_train_result r;
+        assert_int_equal(nb_train(ctx[k], m[k], opt, NULL, l, NULL, NULL, &o, &r), NB_OK);
+        assert_int_equal(nb_optim_steps(opt), 36); /* 18 steps an epoch either way */
+        nb_loader_free(ctx[k], l);
+        nb_optim_free(ctx[k], opt);
+        nb_norm_free(ctx[k], &nm);
+    }
+    nb_param_list a, b;
+    nb_module_params(ctx[0], m[0], &a);
+    nb_module_params(ctx[1], m[1], &b);
+    for (int i = 0; i < a.n; i++)
+        for (int64_t j = 0; j < nb_numel(a.items[i].tensor); j++) {
+            double u = nb_get(a.items[i].tensor, j), v = nb_get(b.items[i].tensor, j);
+            if (fabs(u - v) > 1e-5 * (1 + fabs(u)))
+                fail_msg("%s[%lld]: %g vs %g", a.items[i].name, (long long)j, u, v);
+        }
+    nb_param_list_free(ctx[0], &a);
+    nb_param_list_free(ctx[1], &b);
+    for (int k = 0; k < 2; k++) {
+        nb_module_free(ctx[k], m[k]);
+        nb_ctx_free(ctx[k]);
+    }
+}
+
 static void test_checkpoint_partial_and_mismatch(void **state)
 {
     (void)state;
@@ -522,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_norm_fit),
         cmocka_unit_test(test_resume_is_exact),
         cmocka_unit_test(test_learns_and_early_stops),
+        cmocka_unit_test(test_gradient_accumulation),
         cmocka_unit_test(test_checkpoint_partial_and_mismatch),
         cmocka_unit_test(test_train_bad_input),
     };

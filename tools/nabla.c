@@ -229,8 +229,8 @@ static void on_step(const nb_step_info *s, void *user)
         bar[i] = i < done ? '=' : (i == done ? '>' : ' ');
     bar[width] = '\0';
     double eta = s->batch ? s->seconds * (double)(s->batches - s->batch) / (double)s->batch : 0;
-    fprintf(stderr, "\r  epoch %d [%s] %lld/%lld  loss %.4f  %.0f samples/s  ETA %d:%02d   ",
-            s->epoch, bar, (long long)s->batch, (long long)s->batches, s->loss, s->samples_per_s,
+    fprintf(stderr, "\r  epoch %d/%d [%s] %lld/%lld  loss %.4f  %.0f samples/s  ETA %d:%02d   ",
+            s->epoch, s->epochs, bar, (long long)s->batch, (long long)s->batches, s->loss, s->samples_per_s,
             (int)eta / 60, (int)eta % 60);
     fflush(stderr);
 }

@@ -270,7 +270,7 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
             }
             if (o.on_step) {
                 double sec = now() - t0;
-                nb_step_info si = {epoch, b + 1, batches, step, lv, nb_optim_lr(opt, 0), sec,
+                nb_step_info si = {epoch, o.epochs, b + 1, batches, step, lv, nb_optim_lr(opt, 0), sec,
                                    sec > 0 ? (double)rows / sec : 0};
                 o.on_step(&si, o.user);
             }
