@@ -1,7 +1,7 @@
 /* Atomic replacement of a file: write to a temporary file in the target's
  * folder, then fflush, fsync, close, rename over the target and fsync the
- * folder. Until commit succeeds the target is untouched; abort (or a failed
- * commit) removes the temporary file.
+ * folder. Until commit succeeds the target is untouched; nb__afile_abort, or a failed
+ * commit, removes the temporary file.
  *
  *     nb__afile f;
  *     if (nb__afile_open(ctx, &f, path, "safetensors") != NB_OK) return ...;
