@@ -149,13 +149,22 @@ static bool same_shape(int nd, const int64_t *sh, const nb_tensor *t)
     return true;
 }
 
+/* Presence without recording an error (nb_safetensors_info records one). */
+static bool has_tensor(const nb_safetensors *f, const char *name)
+{
+    for (int i = 0; i < nb_safetensors_count(f); i++)
+        if (strcmp(nb_safetensors_name(f, i), name) == 0)
+            return true;
+    return false;
+}
+
 static nb_status load_tensor(nb_ctx *ctx, const nb_safetensors *f, const char *path,
                              const char *name, nb_tensor *t, bool partial, char **skipped)
 {
     nb_dtype dt;
     int nd;
     int64_t sh[NB_MAX_DIMS];
-    if (nb_safetensors_info(f, name, &dt, &nd, sh) != NB_OK) {
+    if (!has_tensor(f, name) || nb_safetensors_info(f, name, &dt, &nd, sh) != NB_OK) {
         if (partial)
             return note(ctx, skipped, name, "absent") ? NB_OK
                                                       : nb__err(ctx, NB_ERR_NOMEM, "checkpoint_load: allocator failed");
@@ -207,7 +216,8 @@ nb_status nb_checkpoint_load(nb_ctx *ctx, const char *path, nb_module *model, nb
             if (pass == 1) {
                 st = load_tensor(ctx, f, path, mp.items[i].name, mp.items[i].tensor, partial, &skip);
             } else if (!partial) {
-                if (nb_safetensors_info(f, mp.items[i].name, &dt, &nd, sh) != NB_OK)
+                if (!has_tensor(f, mp.items[i].name) ||
+                    nb_safetensors_info(f, mp.items[i].name, &dt, &nd, sh) != NB_OK)
                     st = nb__err(ctx, NB_ERR_FORMAT, "checkpoint: %s: has no tensor \"%s\"", path,
                                  mp.items[i].name);
                 else if (!same_shape(nd, sh, mp.items[i].tensor)) {
