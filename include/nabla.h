@@ -445,8 +445,9 @@ nb_status nb_gradcheck(nb_ctx *ctx, nb_gradcheck_fn f, void *user, nb_tensor *co
 /* IDX (MNIST's format), plain or gzip-compressed (detected from the bytes).
  * Element types: u8 -> NB_U8, i8/i16/i32 -> NB_I32, f32 -> NB_F32, f64 -> NB_F64. */
 nb_tensor *nb_idx_read(nb_ctx *ctx, const char *path);
-/* NPY, versions 1 to 3, C order, dtypes <f4 <f8 <i4 <i8 |u1 |b1 (and the
- * big-endian forms, converted). */
+/* NPY, versions 1 to 3, C order (Fortran order is refused), dtypes <f4 <f8
+ * <i4 <i8 |u1 |b1 and the big-endian forms (converted); i1/i2/u2 widen to
+ * NB_I32 and u4 to NB_I64. */
 nb_tensor *nb_npy_read(nb_ctx *ctx, const char *path);
 /* Writes t (f32, f64, i32, i64, u8; any strides) as NPY version 1.0. */
 nb_status nb_npy_write(nb_ctx *ctx, const char *path, const nb_tensor *t);
@@ -460,10 +461,12 @@ typedef struct nb_csv_opts {
     bool label_float;        /* labels as F32 regression targets [N, 1] instead of I64 ids */
 } nb_csv_opts;
 nb_csv_opts nb_csv_opts_default(void);
-/* Numeric CSV: features -> F32 [N, D] in *x, labels -> I64 [N] (or F32 [N, 1])
- * in *y (NULL when no_label). Empty lines are skipped; a ragged row, a field
- * that is not a number or an integer label that is not whole is an error
- * naming the line and the column. */
+/* Numeric CSV (plain or gzip): features -> F32 [N, D] in *x, labels -> I64 [N]
+ * (or F32 [N, 1]) in *y (y may be NULL when no_label). Empty lines are
+ * skipped; features take strtod's spellings (nan, inf too). A ragged row, a
+ * field that is not a number, or a class id that is not a whole number >= 0
+ * is NB_ERR_FORMAT naming the line and the column; a label column that does
+ * not exist is NB_ERR_ARG. */
 nb_status nb_csv_read(nb_ctx *ctx, const char *path, const nb_csv_opts *opts, nb_tensor **x,
                       nb_tensor **y);
 
@@ -494,13 +497,15 @@ nb_safetensors *nb_safetensors_open(nb_ctx *ctx, const char *path);
 void nb_safetensors_close(nb_ctx *ctx, nb_safetensors *st);
 int nb_safetensors_count(const nb_safetensors *st);
 const char *nb_safetensors_name(const nb_safetensors *st, int i); /* file order */
-/* Shape and dtype of a named tensor; NB_ERR_ARG if absent (dtype is
- * NB_DTYPE_COUNT for a dtype nabla cannot hold, such as U16). */
+/* Shape and dtype of a named tensor; NB_ERR_ARG, recorded in the context the
+ * file was opened with, if absent (dtype is NB_DTYPE_COUNT for a dtype nabla
+ * cannot hold, such as F8). A handle must be closed before its context is
+ * freed. */
 nb_status nb_safetensors_info(const nb_safetensors *st, const char *name, nb_dtype *dtype,
                               int *ndim, int64_t shape[NB_MAX_DIMS]);
 /* Copies a named tensor into dst, which must have its shape; converts the
  * file's dtype to dst's (f16/bf16/f32/f64 to float; integers to integers or
- * float). */
+ * float). On an error dst may be partly written. */
 nb_status nb_safetensors_read(nb_ctx *ctx, const nb_safetensors *st, const char *name,
                               nb_tensor *dst);
 /* A metadata value, or NULL. */
