@@ -345,6 +345,62 @@ nb_tensor *nb_matmul(nb_ctx *ctx, nb_tensor *a, nb_tensor *b);
  * into W's and b's gradients. */
 nb_tensor *nb_linear_op(nb_ctx *ctx, nb_tensor *x, nb_tensor *w, nb_tensor *b);
 
+/* Convolution, NCHW (src/ops/conv.c). Two values per option: [height, width]. */
+typedef struct nb_conv_opts {
+    int stride[2];         /* default 1 */
+    int padding[2];        /* zeros on each side; default 0 */
+    int dilation[2];       /* default 1 */
+    int groups;            /* default 1; in and out channels divisible by it */
+    int output_padding[2]; /* conv_transpose2d only: added to one side of the output */
+} nb_conv_opts;
+nb_conv_opts nb_conv_opts_default(void);
+/* x [N, C, H, W], w [O, C/groups, kH, kW], b [O] or NULL -> [N, O, H', W'],
+ * H' = (H + 2 pad - dil (kH - 1) - 1) / stride + 1 (as torch.nn.functional.conv2d) */
+nb_tensor *nb_conv2d(nb_ctx *ctx, nb_tensor *x, nb_tensor *w, nb_tensor *b, const nb_conv_opts *o);
+/* x [N, C, L], w [O, C/groups, k]: conv2d over [N, C, 1, L] (index 1 of the options) */
+nb_tensor *nb_conv1d(nb_ctx *ctx, nb_tensor *x, nb_tensor *w, nb_tensor *b, const nb_conv_opts *o);
+/* The gradient of conv2d with respect to its input, as a layer:
+ * x [N, C, H, W], w [C, O/groups, kH, kW], b [O] -> [N, O, H', W'],
+ * H' = (H - 1) stride - 2 pad + dil (kH - 1) + output_padding + 1 */
+nb_tensor *nb_conv_transpose2d(nb_ctx *ctx, nb_tensor *x, nb_tensor *w, nb_tensor *b,
+                               const nb_conv_opts *o);
+
+/* Pooling and resampling, NCHW (src/ops/pool.c). */
+typedef struct nb_pool_opts {
+    int kernel[2];
+    int stride[2];   /* 0: the kernel size (torch's default) */
+    int padding[2];  /* at most half the kernel */
+    bool ceil_mode;  /* output size rounded up (windows may start in the padding) */
+    bool count_include_pad; /* avg_pool2d: padding zeros count in the mean; default true */
+} nb_pool_opts;
+nb_pool_opts nb_pool_opts_default(int kh, int kw);
+/* max over each window; the position of the max is kept for backward (ties:
+ * the first in row-major order, as torch). Padding is -inf. */
+nb_tensor *nb_max_pool2d(nb_ctx *ctx, nb_tensor *x, const nb_pool_opts *o);
+nb_tensor *nb_avg_pool2d(nb_ctx *ctx, nb_tensor *x, const nb_pool_opts *o);
+/* torch.nn.functional.adaptive_avg_pool2d: output [N, C, oh, ow], window i
+ * covering [floor(i H / oh), ceil((i + 1) H / oh)) */
+nb_tensor *nb_adaptive_avg_pool2d(nb_ctx *ctx, nb_tensor *x, int oh, int ow);
+/* mean over H and W: [N, C, H, W] -> [N, C] */
+nb_tensor *nb_global_avg_pool2d(nb_ctx *ctx, nb_tensor *x);
+/* nearest-neighbour upsampling by integer factors: [N, C, H sh, W sw] */
+nb_tensor *nb_upsample_nearest2d(nb_ctx *ctx, nb_tensor *x, int sh, int sw);
+
+/* Normalisation (src/ops/norm.c). gamma/beta may be NULL (no affine). */
+/* batch norm over every dim but 1 of x [N, C, ...]. Training: batch
+ * statistics (biased variance to normalise), and when running_mean/var are
+ * given they move by momentum with the unbiased variance, as torch. Eval:
+ * the running statistics. */
+nb_tensor *nb_batch_norm(nb_ctx *ctx, nb_tensor *x, nb_tensor *gamma, nb_tensor *beta,
+                         nb_tensor *running_mean, nb_tensor *running_var, bool training,
+                         double momentum, double eps);
+/* layer norm over the last `ndims` dims of x; gamma/beta of those dims' shape */
+nb_tensor *nb_layer_norm(nb_ctx *ctx, nb_tensor *x, int ndims, nb_tensor *gamma,
+                         nb_tensor *beta, double eps);
+/* group norm of x [N, C, ...] with C divisible by groups; gamma/beta [C] */
+nb_tensor *nb_group_norm(nb_ctx *ctx, nb_tensor *x, int groups, nb_tensor *gamma,
+                         nb_tensor *beta, double eps);
+
 /* reductions over the given axes (naxes == 0: all axes) */
 nb_tensor *nb_sum(nb_ctx *ctx, nb_tensor *a, int naxes, const int *axes, bool keepdim);
 nb_tensor *nb_mean(nb_ctx *ctx, nb_tensor *a, int naxes, const int *axes, bool keepdim);
@@ -572,6 +628,23 @@ nb_module *nb_flatten_layer(nb_ctx *ctx, const char *name); /* [N, ...] -> [N, p
 nb_module *nb_sequential(nb_ctx *ctx, const char *name);
 /* Appends child; the sequential owns it from then on (also on failure). */
 nb_status nb_sequential_add(nb_ctx *ctx, nb_module *seq, nb_module *child);
+/* Convolution, pooling and normalisation layers (torch.nn's parameter names
+ * and initialisation: conv weight [out, in/groups, kH, kW] and bias like
+ * Linear's with fan_in = in/groups kH kW; norm weight 1, bias 0). */
+nb_module *nb_conv2d_layer(nb_ctx *ctx, const char *name, int64_t in, int64_t out, int kh, int kw,
+                           const nb_conv_opts *o, bool bias);
+nb_module *nb_max_pool_layer(nb_ctx *ctx, const char *name, const nb_pool_opts *o);
+nb_module *nb_avg_pool_layer(nb_ctx *ctx, const char *name, const nb_pool_opts *o);
+nb_module *nb_global_avg_pool_layer(nb_ctx *ctx, const char *name); /* [N,C,H,W] -> [N,C] */
+nb_module *nb_upsample_layer(nb_ctx *ctx, const char *name, int sh, int sw);
+/* weight, bias (affine); buffers running_mean, running_var, num_batches_tracked */
+nb_module *nb_batch_norm_layer(nb_ctx *ctx, const char *name, int64_t channels, double momentum,
+                               double eps, bool affine);
+/* normalises the last ndims dims, of the given shape */
+nb_module *nb_layer_norm_layer(nb_ctx *ctx, const char *name, int ndims, const int64_t *shape,
+                               double eps, bool affine);
+nb_module *nb_group_norm_layer(nb_ctx *ctx, const char *name, int groups, int64_t channels,
+                               double eps, bool affine);
 /* Parses an activation name ("relu", "gelu_tanh", ...); NB_ACT_COUNT if unknown. */
 nb_act nb_act_from_name(const char *name);
 const char *nb_act_name(nb_act act);

@@ -4,9 +4,7 @@
 #include <stdio.h>
 
 /* ---- input makers ------------------------------------------------------- */
-enum { V_NORMAL, V_POS, V_AWAY0, V_WIDE };
-
-static nb_tensor *mk(nb_ctx *ctx, nb_rng *r, int kind, int ndim, const int64_t *shape)
+nb_tensor *sample_input(nb_ctx *ctx, nb_rng *r, int kind, int ndim, const int64_t *shape)
 {
     nb_tensor *t = nb_empty(ctx, NB_F64, ndim, shape);
     if (!t)
@@ -25,6 +23,7 @@ static nb_tensor *mk(nb_ctx *ctx, nb_rng *r, int kind, int ndim, const int64_t *
     nb_set_requires_grad(ctx, t, true);
     return t;
 }
+#define mk sample_input
 #define MK(kind, ...) mk(ctx, r, kind, NB_SHAPE(__VA_ARGS__))
 
 static nb_tensor *mk_idx(nb_ctx *ctx, nb_rng *r, int64_t limit, nb_dtype dt, int ndim,
@@ -841,6 +840,15 @@ const sample_gen op_samples[NB__OP_COUNT] = {
     [NB__OP_LOG_SOFTMAX] = gen_log_softmax,
     [NB__OP_MATMUL] = gen_matmul,
     [NB__OP_LINEAR] = gen_linear,
+    [NB__OP_CONV2D] = gen_conv2d,
+    [NB__OP_CONV_TRANSPOSE2D] = gen_conv_transpose2d,
+    [NB__OP_MAX_POOL2D] = gen_max_pool2d,
+    [NB__OP_AVG_POOL2D] = gen_avg_pool2d,
+    [NB__OP_ADAPTIVE_AVG_POOL2D] = gen_adaptive_avg_pool2d,
+    [NB__OP_UPSAMPLE_NEAREST2D] = gen_upsample_nearest2d,
+    [NB__OP_BATCH_NORM] = gen_batch_norm,
+    [NB__OP_LAYER_NORM] = gen_layer_norm,
+    [NB__OP_GROUP_NORM] = gen_group_norm,
     [NB__OP_SUM] = gen_sum,
     [NB__OP_MEAN] = gen_mean,
     [NB__OP_MAX] = gen_max,

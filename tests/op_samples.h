@@ -32,4 +32,21 @@ typedef bool (*sample_gen)(nb_ctx *ctx, nb_rng *r, int variant, op_sample *s);
 
 extern const sample_gen op_samples[NB__OP_COUNT];
 
+/* generators defined in the per-family files (op_samples_*.c) */
+bool gen_conv2d(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_conv_transpose2d(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_max_pool2d(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_avg_pool2d(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_adaptive_avg_pool2d(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_upsample_nearest2d(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_batch_norm(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_layer_norm(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_group_norm(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+
+/* input makers shared by the sample files: kind V_NORMAL (N(0,1)), V_POS
+ * ([0.5, 2)), V_AWAY0 (|x| in [0.1, 1.5)), V_WIDE (N(0, 4)); F64 leaves
+ * requiring grad */
+enum { V_NORMAL, V_POS, V_AWAY0, V_WIDE };
+nb_tensor *sample_input(nb_ctx *ctx, nb_rng *r, int kind, int ndim, const int64_t *shape);
+
 #endif
