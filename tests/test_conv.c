@@ -1,0 +1,114 @@
+/* Convolution beyond the op table: the multi-threaded paths (per-thread
+ * partial weight gradients) against one thread, and bad input. */
+#include "core/internal.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+
+static void expect(nb_ctx *ctx, const void *r, nb_status st, const char *msg)
+{
+    assert_null(r);
+    assert_int_equal(nb_last_status(ctx), st);
+    if (!strstr(nb_last_error(ctx), msg))
+        fail_msg("'%s' does not contain '%s'", nb_last_error(ctx), msg);
+    nb_clear_error(ctx);
+}
+
+static void test_threads_agree(void **state)
+{
+    (void)state;
+    nb_ctx *ctx = nb_ctx_new(NULL);
+    for (int transpose = 0; transpose < 2; transpose++) {
+        nb_tensor *x = nb_buffer(ctx, NB_F32, NB_SHAPE(9, 6, 12, 12));
+        nb_tensor *w = nb_param(ctx, NB_F32, transpose ? 4 : 4,
+                                transpose ? (const int64_t[]){6, 4, 3, 3} : (const int64_t[]){8, 3, 3, 3});
+        nb_tensor *b = nb_param(ctx, NB_F32, NB_SHAPE(8));
+        nb_fill_normal(ctx, x, 0, 1);
+        nb_fill_normal(ctx, w, 0, 0.3);
+        nb_fill_normal(ctx, b, 0, 0.3);
+        nb_set_requires_grad(ctx, x, true);
+        nb_conv_opts o = nb_conv_opts_default();
+        o.stride[0] = o.stride[1] = 2;
+        o.padding[0] = o.padding[1] = 1;
+        o.groups = 2;
+        double ref[3][2048];
+        int64_t cnt[3] = {0};
+        for (int t = 1; t <= 2; t++) {
+            nb_set_num_threads(ctx, t);
+            nb_arena_reset(ctx);
+            nb_zero_grads(ctx);
+            nb_tensor *y = transpose ? nb_conv_transpose2d(ctx, x, w, b, &o) : nb_conv2d(ctx, x, w, b, &o);
+            assert_non_null(y);
+            nb_tensor *l = nb_sum(ctx, nb_square(ctx, y), 0, NULL, false);
+            assert_int_equal(nb_backward(ctx, l), NB_OK);
+            nb_tensor *gs[3] = {w->grad, b->grad, x->grad};
+            for (int k = 0; k < 3; k++) {
+                int64_t n = nb_numel(gs[k]) < 2048 ? nb_numel(gs[k]) : 2048;
+                for (int64_t i = 0; i < n; i++) {
+                    double v = nb_get(gs[k], i);
+                    if (t == 1) {
+                        ref[k][i] = v;
+                        cnt[k] = n;
+                    } else if (fabs(v - ref[k][i]) > 1e-4 * (1 + fabs(ref[k][i]))) {
+                        fail_msg("transpose %d grad %d[%lld]: %g with 2 threads, %g with 1", transpose,
+                                 k, (long long)i, v, ref[k][i]);
+                    }
+                }
+            }
+        }
+        assert_true(cnt[0] > 0);
+        nb_tensor_free(ctx, x);
+        nb_tensor_free(ctx, w);
+        nb_tensor_free(ctx, b);
+    }
+    nb_ctx_free(ctx);
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    nb_ctx *ctx = nb_ctx_new(NULL);
+    nb_tensor *x = nb_zeros(ctx, NB_F32, NB_SHAPE(1, 3, 4, 4));
+    nb_tensor *w5 = nb_zeros(ctx, NB_F32, NB_SHAPE(2, 3, 5, 5));
+    nb_tensor *w = nb_zeros(ctx, NB_F32, NB_SHAPE(2, 3, 3, 3));
+    nb_conv_opts o = nb_conv_opts_default();
+    expect(ctx, nb_conv2d(ctx, x, w5, NULL, &o), NB_ERR_SHAPE,
+           "conv2d: kernel 5x5 (5x5 dilated) larger than the padded input 4x4");
+    o.stride[0] = 0;
+    expect(ctx, nb_conv2d(ctx, x, w, NULL, &o), NB_ERR_ARG, "stride 0x1 and dilation 1x1 must be >= 1");
+    o = nb_conv_opts_default();
+    nb_tensor *w2 = nb_zeros(ctx, NB_F32, NB_SHAPE(2, 2, 3, 3));
+    expect(ctx, nb_conv2d(ctx, x, w2, NULL, &o), NB_ERR_SHAPE, "1 groups do not fit input [1,3,4,4] and weight [2,2,3,3]");
+    o.groups = 2;
+    expect(ctx, nb_conv2d(ctx, x, w, NULL, &o), NB_ERR_SHAPE, "2 groups do not fit");
+    o = nb_conv_opts_default();
+    expect(ctx, nb_conv2d(ctx, x, w, nb_zeros(ctx, NB_F32, NB_SHAPE(3)), &o), NB_ERR_SHAPE,
+           "bias [3] does not match 2 output channels");
+    expect(ctx, nb_conv2d(ctx, nb_zeros(ctx, NB_F32, NB_SHAPE(3, 4, 4)), w, NULL, &o), NB_ERR_SHAPE,
+           "expects input [N, C, H, W]");
+    expect(ctx, nb_conv2d(ctx, x, nb_zeros(ctx, NB_F64, NB_SHAPE(2, 3, 3, 3)), NULL, &o), NB_ERR_DTYPE,
+           "one dtype");
+    o.output_padding[0] = 1;
+    expect(ctx, nb_conv2d(ctx, x, w, NULL, &o), NB_ERR_ARG, "output_padding");
+    nb_tensor *wt = nb_zeros(ctx, NB_F32, NB_SHAPE(3, 2, 3, 3));
+    o = nb_conv_opts_default();
+    o.output_padding[0] = 1; /* must stay below stride or dilation */
+    expect(ctx, nb_conv_transpose2d(ctx, x, wt, NULL, &o), NB_ERR_ARG, "output_padding 1x0");
+    expect(ctx, nb_conv2d(ctx, NULL, w, NULL, NULL), NB_ERR_NULL, "conv2d: input 0 is NULL");
+    expect(ctx, nb_conv1d(ctx, x, w, NULL, NULL), NB_ERR_SHAPE, "conv1d: expects input [N, C, L]");
+    nb_ctx_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threads_agree),
+        cmocka_unit_test(test_bad_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL) ? 1 : 0;
+}
