@@ -5,12 +5,12 @@
 # OPENBLAS_NUM_THREADS and OMP_NUM_THREADS pinned to the thread count, and
 # OMP_WAIT_POLICY=passive at 2 threads.
 # Usage: bench/run.sh [BUILD_DIR] [REPEATS] [BENCH...]   (build first: see README)
-#   BENCH: xor, matmul, mlp (default: all)
+#   BENCH: xor, matmul, mlp, cnn (default: all)
 set -eu
 BUILD=${1:-build}
 REPS=${2:-5}
 shift $(( $# > 2 ? 2 : $# ))
-WHICH=${*:-xor matmul mlp}
+WHICH=${*:-xor matmul mlp cnn}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
 
@@ -49,6 +49,8 @@ for t in 1 2; do
             "$BUILD/bench/bench_matmul 1024 10 $t" "$PY $HERE/bench_matmul.py 1024 10" ;;
         mlp) run_pair "mlp 784-512-256-10 adam b128" "$t" samples_per_s rss_mb \
             "$BUILD/bench/bench_mlp 200 $t" "$PY $HERE/bench_mlp.py 200" ;;
+        cnn) run_pair "cnn conv32-conv64-fc b64 adam" "$t" samples_per_s rss_mb \
+            "$BUILD/bench/bench_cnn 50 $t" "$PY $HERE/bench_cnn.py 50" ;;
         *) echo "unknown benchmark $b" >&2; exit 2 ;;
         esac
     done

@@ -645,6 +645,21 @@ nb_module *nb_layer_norm_layer(nb_ctx *ctx, const char *name, int ndims, const i
                                double eps, bool affine);
 nb_module *nb_group_norm_layer(nb_ctx *ctx, const char *name, int groups, int64_t channels,
                                double eps, bool affine);
+/* [N, ...] -> [N, shape...] (a view when contiguous); one -1 allowed */
+nb_module *nb_reshape_layer(nb_ctx *ctx, const char *name, int ndim, const int64_t *shape);
+/* y = post(body(x) + shortcut(x)); shortcut NULL is the identity. Takes
+ * ownership of body and shortcut (children "body" and "shortcut"). */
+nb_module *nb_residual(nb_ctx *ctx, const char *name, nb_module *body, nb_module *shortcut,
+                       nb_act post);
+/* torchvision's BasicBlock: conv1 3x3 (stride), bn1, relu, conv2 3x3, bn2, plus the
+ * input or downsample (1x1 conv with the stride, bn) when shape changes, relu.
+ * Children named as torchvision's (conv1, bn1, conv2, bn2, downsample.0/1). */
+nb_module *nb_basic_block(nb_ctx *ctx, const char *name, int64_t in, int64_t out, int stride);
+/* A small ResNet for images [N, in_ch, H, W]: conv1 3x3 (width) + bn1 + relu,
+ * layer1..layer3 of `blocks` basic blocks with widths width, 2 width, 4 width
+ * (stride 1, 2, 2), global average pooling, fc to classes. */
+nb_module *nb_resnet(nb_ctx *ctx, const char *name, int64_t in_ch, int64_t classes, int64_t width,
+                     int blocks);
 /* Parses an activation name ("relu", "gelu_tanh", ...); NB_ACT_COUNT if unknown. */
 nb_act nb_act_from_name(const char *name);
 const char *nb_act_name(nb_act act);
@@ -838,6 +853,13 @@ typedef struct nb_loader_opts {
     bool drop_last;       /* drop a last partial batch */
     bool prefetch;        /* prepare the next batch on a background thread */
     uint64_t seed;
+    /* Augmentation of image rows ([N, H, W] or [N, C, H, W]), applied after
+     * normalisation, each draw from a generator seeded by (seed, epoch,
+     * row position): torchvision's RandomCrop(padding), RandomHorizontalFlip
+     * and RandomErasing (scale 0.02-0.33, ratio 0.3-3.3, value 0). */
+    int crop_pad;         /* > 0: pad by this with zeros, crop back at random */
+    bool hflip;           /* mirror left-right with probability 1/2 */
+    double erase_p;       /* erase a random rectangle with this probability */
 } nb_loader_opts;
 
 typedef struct nb_loader nb_loader;

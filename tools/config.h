@@ -18,6 +18,9 @@ typedef struct cfg {
     char normalize[16];
     int64_t batch_size;
     bool shuffle, drop_last, prefetch;
+    int64_t crop_pad;
+    bool hflip;
+    double erase_p;
     /* [model] */
     char layers[1024];
     char init[32];

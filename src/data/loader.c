@@ -162,6 +162,8 @@ struct nb_loader {
     int64_t epoch, pos;
     nb_tensor *xb[2], *yb[2];
     int cur; /* slot handed out last */
+    bool augment;
+    float *aug_tmp[2]; /* a row of scratch per slot */
     /* prefetch: one job at a time */
     bool thread_on, quit;
     pthread_t th;
@@ -179,6 +181,71 @@ nb_loader_opts nb_loader_opts_default(void)
     o.batch_size = 64;
     o.shuffle = true;
     return o;
+}
+
+/* ---- augmentation (torchvision's definitions) --------------------------------- */
+typedef struct {
+    int64_t C, H, W;
+} img_dims;
+
+static img_dims dims_of(const nb_tensor *x)
+{
+    img_dims d = {1, 1, 1};
+    if (x->ndim == 3) {
+        d.H = x->shape[1];
+        d.W = x->shape[2];
+    } else if (x->ndim == 4) {
+        d.C = x->shape[1];
+        d.H = x->shape[2];
+        d.W = x->shape[3];
+    }
+    return d;
+}
+
+/* In place on one normalised row [C, H, W]; tmp holds C H W floats. */
+static void augment(const nb_loader *l, float *img, float *tmp, nb_rng *r)
+{
+    img_dims d = dims_of(l->x);
+    int64_t plane = d.H * d.W;
+    if (l->o.crop_pad > 0) { /* pad with zeros, take a random H x W window */
+        int64_t p = l->o.crop_pad;
+        int64_t top = nb_rng_below(r, (uint32_t)(2 * p + 1)), left = nb_rng_below(r, (uint32_t)(2 * p + 1));
+        memcpy(tmp, img, sizeof(float) * (size_t)(d.C * plane));
+        for (int64_t c = 0; c < d.C; c++)
+            for (int64_t i = 0; i < d.H; i++) {
+                int64_t si = i + top - p;
+                for (int64_t j = 0; j < d.W; j++) {
+                    int64_t sj = j + left - p;
+                    img[c * plane + i * d.W + j] =
+                        (si < 0 || si >= d.H || sj < 0 || sj >= d.W) ? 0.0f : tmp[c * plane + si * d.W + sj];
+                }
+            }
+    }
+    if (l->o.hflip && nb_rng_below(r, 2))
+        for (int64_t c = 0; c < d.C; c++)
+            for (int64_t i = 0; i < d.H; i++) {
+                float *row = img + c * plane + i * d.W;
+                for (int64_t j = 0; j < d.W / 2; j++) {
+                    float t = row[j];
+                    row[j] = row[d.W - 1 - j];
+                    row[d.W - 1 - j] = t;
+                }
+            }
+    if (l->o.erase_p > 0 && nb_rng_uniform(r) < l->o.erase_p) {
+        double area = (double)plane;
+        for (int attempt = 0; attempt < 10; attempt++) {
+            double target = area * (0.02 + nb_rng_uniform(r) * (0.33 - 0.02));
+            double lr = log(0.3) + nb_rng_uniform(r) * (log(3.3) - log(0.3)), ratio = exp(lr);
+            int64_t h = (int64_t)llround(sqrt(target * ratio)), w = (int64_t)llround(sqrt(target / ratio));
+            if (h < 1 || w < 1 || h >= d.H || w >= d.W)
+                continue;
+            int64_t i0 = nb_rng_below(r, (uint32_t)(d.H - h + 1)), j0 = nb_rng_below(r, (uint32_t)(d.W - w + 1));
+            for (int64_t c = 0; c < d.C; c++)
+                for (int64_t i = i0; i < i0 + h; i++)
+                    memset(img + c * plane + i * d.W + j0, 0, sizeof(float) * (size_t)w);
+            break;
+        }
+    }
 }
 
 /* Assembles batch b into slot s (no allocation, no failure). */
@@ -210,6 +277,13 @@ static void fill(nb_loader *l, int64_t b, int s)
                 float v = (float)nb__load(x->dtype, row + j * (int64_t)es);
                 d[j] = !nm ? v : global ? (v - mean[0]) / sd[0] : (v - mean[j]) / sd[j];
             }
+        }
+        if (l->augment) {
+            /* a generator per row, so the draws do not depend on which thread fills */
+            nb_rng ar;
+            nb_rng_seed(&ar, l->o.seed ^ ((uint64_t)l->epoch * 0x9E3779B97F4A7C15ull),
+                        (uint64_t)(start + r));
+            augment(l, d, l->aug_tmp[s], &ar);
         }
         if (l->y) {
             const nb_tensor *y = l->y;
@@ -325,6 +399,21 @@ nb_loader *nb_loader_new(nb_ctx *ctx, const nb_tensor *x, const nb_tensor *y, co
         for (int64_t i = 0; i < n; i++)
             l->idx[i] = idx ? idx[i] : i;
     }
+    l->augment = o.crop_pad > 0 || o.hflip || o.erase_p > 0;
+    if (ok && l->augment) {
+        if (x->ndim != 3 && x->ndim != 4) {
+            nb__err(ctx, NB_ERR_ARG, "loader: augmentation needs images [N, H, W] or [N, C, H, W]");
+            ok = false;
+        } else if (o.crop_pad < 0 || !(o.erase_p >= 0 && o.erase_p <= 1)) {
+            nb__err(ctx, NB_ERR_ARG, "loader: crop_pad must be >= 0 and erase_p in [0, 1]");
+            ok = false;
+        } else {
+            l->aug_tmp[0] = nb__heap_alloc(ctx, sizeof(float) * (size_t)D * 2);
+            ok = l->aug_tmp[0] != NULL;
+            if (ok)
+                l->aug_tmp[1] = l->aug_tmp[0] + D;
+        }
+    }
     int64_t xs[NB_MAX_DIMS], ysh[2] = {o.batch_size, ycols};
     xs[0] = o.batch_size;
     for (int d = 1; d < x->ndim; d++)
@@ -379,6 +468,7 @@ void nb_loader_free(nb_ctx *ctx, nb_loader *l)
         nb_tensor_free(ctx, l->xb[s]);
         nb_tensor_free(ctx, l->yb[s]);
     }
+    nb__heap_free(ctx, l->aug_tmp[0]);
     nb__heap_free(ctx, l->idx);
     nb__heap_free(ctx, l);
 }

@@ -1,0 +1,105 @@
+/* Training throughput of the small CNN of the convolution issue:
+ * conv 1->32 3x3 pad 1, ReLU, max-pool 2, conv 32->64 3x3 pad 1, ReLU,
+ * max-pool 2, linear 3136->128, ReLU, linear 128->10; batch 64; Adam; the
+ * same model as bench_cnn.py, through the real pipeline (u8 images, the
+ * shuffling loader with prefetch). 5 warm-up steps, then the median of three
+ * rounds of `steps` steps.
+ * Usage: bench_cnn [steps] [threads]
+ * Prints: "cnn steps=N seconds=S samples_per_s=R rss_mb=M". */
+#include <nabla.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static nb_status add(nb_ctx *ctx, nb_module *m, nb_module *c) { return nb_sequential_add(ctx, m, c); }
+
+int main(int argc, char **argv)
+{
+    int steps = argc > 1 ? atoi(argv[1]) : 50;
+    nb_ctx_opts o = nb_ctx_opts_default();
+    o.seed = 1;
+    o.num_threads = argc > 2 ? atoi(argv[2]) : 1;
+    nb_ctx *ctx = nb_ctx_new(&o);
+    const int64_t N = 6400;
+    nb_tensor *x = nb_buffer(ctx, NB_U8, NB_SHAPE(N, 1, 28, 28));
+    nb_tensor *y = nb_buffer(ctx, NB_U8, NB_SHAPE(N));
+    nb_rng r;
+    nb_rng_seed(&r, 9, 0);
+    for (int64_t i = 0; i < N * 784; i++)
+        ((uint8_t *)x->data)[i] = (uint8_t)nb_rng_below(&r, 256);
+    for (int64_t i = 0; i < N; i++)
+        ((uint8_t *)y->data)[i] = (uint8_t)nb_rng_below(&r, 10);
+    nb_norm norm;
+    nb_norm_fit(ctx, x, NULL, 0, NB_NORM_GLOBAL, &norm);
+    nb_loader_opts lo = nb_loader_opts_default();
+    lo.batch_size = 64;
+    lo.prefetch = true;
+    nb_loader *L = nb_loader_new(ctx, x, y, NULL, 0, &norm, &lo);
+    nb_conv_opts co = nb_conv_opts_default();
+    co.padding[0] = co.padding[1] = 1;
+    nb_pool_opts po = nb_pool_opts_default(2, 2);
+    nb_module *m = nb_sequential(ctx, NULL);
+    add(ctx, m, nb_conv2d_layer(ctx, "conv1", 1, 32, 3, 3, &co, true));
+    add(ctx, m, nb_activation(ctx, NULL, NB_ACT_RELU, 0));
+    add(ctx, m, nb_max_pool_layer(ctx, NULL, &po));
+    add(ctx, m, nb_conv2d_layer(ctx, "conv2", 32, 64, 3, 3, &co, true));
+    add(ctx, m, nb_activation(ctx, NULL, NB_ACT_RELU, 0));
+    add(ctx, m, nb_max_pool_layer(ctx, NULL, &po));
+    add(ctx, m, nb_flatten_layer(ctx, NULL));
+    add(ctx, m, nb_linear(ctx, "fc1", 3136, 128, true));
+    add(ctx, m, nb_activation(ctx, NULL, NB_ACT_RELU, 0));
+    add(ctx, m, nb_linear(ctx, "fc2", 128, 10, true));
+    nb_optim_opts oo = nb_optim_opts_default(NB_OPT_ADAM);
+    nb_optim *opt = nb_optim_new(ctx, &oo);
+    if (!L || !opt || nb_optim_add_module(ctx, opt, m, false) != NB_OK) {
+        fprintf(stderr, "bench_cnn: %s\n", nb_last_error(ctx));
+        return 1;
+    }
+    double t0 = 0, rounds[3];
+    int64_t epoch = 0;
+    for (int s = -5; s < 3 * steps; s++) {
+        if (s >= 0 && s % steps == 0) {
+            double t1 = now();
+            if (s > 0)
+                rounds[s / steps - 1] = t1 - t0;
+            t0 = t1;
+        }
+        nb_arena_reset(ctx);
+        nb_tensor *xb, *yb;
+        nb_loader_next(ctx, L, &xb, &yb);
+        if (!xb) {
+            nb_loader_start(ctx, L, ++epoch);
+            nb_loader_next(ctx, L, &xb, &yb);
+        }
+        nb_tensor *loss = nb_cross_entropy(ctx, nb_module_forward(ctx, m, xb), yb, NULL);
+        if (!loss || nb_backward(ctx, loss) != NB_OK || nb_optim_step(ctx, opt) != NB_OK) {
+            fprintf(stderr, "bench_cnn: %s\n", nb_last_error(ctx));
+            return 1;
+        }
+        nb_optim_zero_grad(opt);
+    }
+    rounds[2] = now() - t0;
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 3; j++)
+            if (rounds[j] < rounds[i]) {
+                double t = rounds[i];
+                rounds[i] = rounds[j];
+                rounds[j] = t;
+            }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("cnn steps=%d seconds=%.4f samples_per_s=%.0f rss_mb=%.1f\n", steps, rounds[1],
+           steps * 64.0 / rounds[1], ru.ru_maxrss / 1024.0);
+    nb_loader_free(ctx, L);
+    nb_ctx_free(ctx);
+    return 0;
+}
