@@ -250,6 +250,77 @@ static void test_loader_order_and_prefetch(void **state)
     nb_ctx_free(ctx);
 }
 
+/* Augmentation: flips mirror, crops shift, erasing zeroes; the draws depend
+ * on (seed, epoch, row position) only, so prefetching changes nothing. */
+static void test_augmentation(void **state)
+{
+    (void)state;
+    nb_ctx *ctx = new_ctx(1);
+    nb_tensor *x = nb_buffer(ctx, NB_F32, NB_SHAPE(64, 5, 6));
+    for (int64_t i = 0; i < 64 * 30; i++)
+        nb_set(x, i, 1 + (double)(i % 30)); /* every image 1..30, no zeros */
+    nb_loader_opts o = nb_loader_opts_default();
+    o.batch_size = 64;
+    o.shuffle = false;
+    o.seed = 3;
+    o.hflip = true;
+    nb_loader *l = nb_loader_new(ctx, x, NULL, NULL, 0, NULL, &o);
+    nb_tensor *b, *yb;
+    assert_int_equal(nb_loader_next(ctx, l, &b, &yb), NB_OK);
+    int flipped = 0;
+    for (int r = 0; r < 64; r++) {
+        bool same = true, mirror = true;
+        for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 6; j++) {
+                double v = nb_get(b, r * 30 + i * 6 + j);
+                same &= v == 1 + i * 6 + j;
+                mirror &= v == 1 + i * 6 + (5 - j);
+            }
+        assert_true(same || mirror);
+        flipped += mirror;
+    }
+    assert_true(flipped > 16 && flipped < 48);
+    nb_loader_free(ctx, l);
+    o.hflip = false;
+    o.crop_pad = 2;
+    o.erase_p = 0.5;
+    nb_loader *a = nb_loader_new(ctx, x, NULL, NULL, 0, NULL, &o);
+    o.prefetch = true;
+    nb_loader *p = nb_loader_new(ctx, x, NULL, NULL, 0, NULL, &o);
+    for (int e = 0; e < 2; e++) {
+        nb_loader_start(ctx, a, e);
+        nb_loader_start(ctx, p, e);
+        nb_tensor *ba, *bp;
+        assert_int_equal(nb_loader_next(ctx, a, &ba, NULL), NB_OK);
+        assert_int_equal(nb_loader_next(ctx, p, &bp, NULL), NB_OK);
+        assert_memory_equal(ba->data, bp->data, 64 * 30 * sizeof(float));
+        int zeros = 0, moved = 0;
+        for (int r = 0; r < 64; r++) {
+            moved += nb_get(ba, r * 30 + 2 * 6 + 2) != 1 + 2 * 6 + 2; /* the centre moved */
+            for (int k = 0; k < 30; k++)
+                zeros += nb_get(ba, r * 30 + k) == 0;
+        }
+        assert_true(moved > 32); /* 24 of 25 crop offsets move the centre */
+        assert_true(zeros > 0);
+    }
+    /* the same epoch again: the same images */
+    nb_loader_start(ctx, a, 1);
+    nb_tensor *b1, *b2;
+    nb_loader_next(ctx, a, &b1, NULL);
+    float first[30];
+    memcpy(first, b1->data, sizeof first);
+    nb_loader_start(ctx, a, 1);
+    nb_loader_next(ctx, a, &b2, NULL);
+    assert_memory_equal(first, b2->data, sizeof first);
+    nb_loader_free(ctx, a);
+    nb_loader_free(ctx, p);
+    /* features that are not images cannot be augmented */
+    nb_tensor *flat = nb_buffer(ctx, NB_F32, NB_SHAPE(10, 3));
+    assert_null(nb_loader_new(ctx, flat, NULL, NULL, 0, NULL, &o));
+    assert_int_equal(nb_last_status(ctx), NB_ERR_ARG);
+    nb_ctx_free(ctx);
+}
+
 static void test_norm_fit(void **state)
 {
     (void)state;
@@ -575,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_linear_and_dropout_modes),
         cmocka_unit_test(test_initializers),
         cmocka_unit_test(test_loader_order_and_prefetch),
+        cmocka_unit_test(test_augmentation),
         cmocka_unit_test(test_norm_fit),
         cmocka_unit_test(test_resume_is_exact),
         cmocka_unit_test(test_learns_and_early_stops),
