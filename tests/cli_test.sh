@@ -97,7 +97,7 @@ expect_err "config: negative learning rate" "config: $T/neg.ini:$line: [optim] l
 expect_err "config: bad choice" "[optim] name: 'adamx' is not one of sgd|adam|adamw|rmsprop|adagrad" "$NABLA" train "$T/c.ini" --set optim.name=adamx
 expect_err "config: --set unknown key" "--set train.epoch=3: unknown key 'epoch' in [train]" "$NABLA" train "$T/c.ini" --set train.epoch=3
 expect_err "config: missing file" "config: $T/none.ini: No such file or directory" "$NABLA" train "$T/none.ini"
-expect_err "config: bad layer" "unknown layer 'lineer'" "$NABLA" train "$T/c.ini" --set "model.layers=lineer:4"
+expect_err "config: bad layer" "'lineer:4': unknown layer" "$NABLA" train "$T/c.ini" --set "model.layers=lineer:4"
 expect_err "data: label out of range" "label 7 of row 17 is outside the model's 2 classes" "$NABLA" train "$T/c.ini" --set "data.train=$T/big.csv"
 printf 'a,b,c,d,y\n1,2,3,4,1\n1,2,x,4,0\n' > "$T/nonnum.csv"
 expect_err "data: not a number" "line 3, column 3" "$NABLA" train "$T/c.ini" --set "data.train=$T/nonnum.csv"

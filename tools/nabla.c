@@ -89,85 +89,8 @@ static bool has_test(const cfg *c)
     return !strcmp(c->format, "csv") ? c->test_csv[0] != 0 : (c->test_images[0] && c->test_labels[0]);
 }
 
-/* ---- the model from [model] layers ------------------------------------------ */
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-        *--e = '\0';
-    return s;
-}
-
-/* Builds a sequential from "linear:512, relu, dropout:0.2, linear:10" for
- * inputs of `in` features; *out_dim gets the last linear's width. */
-static nb_module *build_model(nb_ctx *ctx, const cfg *c, int64_t in, int64_t *out_dim, bool flatten)
-{
-    nb_module *m = nb_sequential(ctx, NULL);
-    if (!m)
-        return NULL;
-    if (flatten && nb_sequential_add(ctx, m, nb_flatten_layer(ctx, NULL)) != NB_OK) {
-        nb_module_free(ctx, m);
-        return NULL;
-    }
-    char spec[1024];
-    snprintf(spec, sizeof spec, "%s", c->layers);
-    int64_t width = in;
-    int nlin = 0;
-    for (char *save = NULL, *tok = strtok_r(spec, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *t = trim(tok), *arg = strchr(t, ':');
-        if (arg)
-            *arg++ = '\0';
-        nb_module *layer = NULL;
-        char name[16];
-        if (!strcmp(t, "linear")) {
-            char *end = NULL;
-            long long w = arg ? strtoll(arg, &end, 10) : 0;
-            if (!arg || *end || w < 1) {
-                fprintf(stderr, "nabla: config: %s: [model] layers: 'linear' needs a positive width "
-                        "(linear:512)\n", c->path);
-                nb_module_free(ctx, m);
-                return NULL;
-            }
-            snprintf(name, sizeof name, "fc%d", ++nlin);
-            layer = nb_linear(ctx, name, width, w, true);
-            width = w;
-        } else if (!strcmp(t, "dropout")) {
-            layer = nb_dropout_layer(ctx, NULL, arg ? strtod(arg, NULL) : 0.5);
-        } else if (!strcmp(t, "flatten")) {
-            layer = nb_flatten_layer(ctx, NULL);
-        } else if (nb_act_from_name(t) != NB_ACT_COUNT) {
-            layer = nb_activation(ctx, NULL, nb_act_from_name(t), arg ? strtod(arg, NULL) : 0);
-        } else {
-            fprintf(stderr, "nabla: config: %s: [model] layers: unknown layer '%s' (linear:N, "
-                    "dropout:P, flatten, relu, leaky_relu:S, elu, sigmoid, tanh, gelu, gelu_tanh, "
-                    "silu, softplus, identity)\n", c->path, t);
-            nb_module_free(ctx, m);
-            return NULL;
-        }
-        if (nb_sequential_add(ctx, m, layer) != NB_OK) {
-            nb_module_free(ctx, m);
-            return NULL;
-        }
-    }
-    if (strcmp(c->init, "default")) {
-        nb_init_kind k = !strcmp(c->init, "xavier_uniform") ? NB_INIT_XAVIER_UNIFORM
-                         : !strcmp(c->init, "xavier_normal") ? NB_INIT_XAVIER_NORMAL
-                         : !strcmp(c->init, "kaiming_uniform") ? NB_INIT_KAIMING_UNIFORM
-                         : !strcmp(c->init, "kaiming_normal") ? NB_INIT_KAIMING_NORMAL
-                                                              : NB_INIT_ORTHOGONAL;
-        nb_init w = nb_init_default(k), b = nb_init_default(NB_INIT_CONSTANT);
-        if (k == NB_INIT_KAIMING_UNIFORM || k == NB_INIT_KAIMING_NORMAL)
-            w.nonlinearity = NB_GAIN_RELU;
-        if (nb_module_init(ctx, m, &w, &b) != NB_OK) {
-            nb_module_free(ctx, m);
-            return NULL;
-        }
-    }
-    *out_dim = width;
-    return m;
-}
+/* ---- the model: tools/model.c ---------------------------------------------------- */
+nb_module *build_model(nb_ctx *ctx, const cfg *c, const nb_tensor *x, int64_t *out_dim);
 
 static int64_t features(const nb_tensor *x) { return x->shape[0] ? nb_numel(x) / x->shape[0] : 0; }
 
@@ -364,7 +287,7 @@ static int cmd_train(int argc, char **argv)
             fail(ctx, "data");
         goto out;
     }
-    model = build_model(ctx, &c, features(tr.x), &classes, tr.x->ndim > 2);
+    model = build_model(ctx, &c, tr.x, &classes);
     if (!model) {
         if (nb_last_status(ctx) != NB_OK)
             fail(ctx, "model");
@@ -384,8 +307,14 @@ static int cmd_train(int argc, char **argv)
     lo.drop_last = c.drop_last;
     lo.prefetch = c.prefetch;
     lo.seed = c.seed;
+    lo.crop_pad = (int)c.crop_pad;
+    lo.hflip = c.hflip;
+    lo.erase_p = c.erase_p;
     ltr = nb_loader_new(ctx, tr.x, tr.y, sp.train, sp.n_train, &norm, &lo);
     nb_loader_opts le = lo;
+    le.crop_pad = 0; /* evaluation sees the images as they are */
+    le.hflip = false;
+    le.erase_p = 0;
     le.shuffle = le.drop_last = false;
     le.batch_size = 256;
     le.prefetch = false;
@@ -512,7 +441,7 @@ static int cmd_eval_predict(int argc, char **argv, bool predict)
             fail(ctx, "data");
         goto out;
     }
-    model = build_model(ctx, &c, features(d.x), &classes, d.x->ndim > 2);
+    model = build_model(ctx, &c, d.x, &classes);
     if (!model) {
         fail(ctx, "model");
         goto out;
