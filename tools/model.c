@@ -91,7 +91,11 @@ static bool add_layer(nb_ctx *ctx, const cfg *c, nb_module *m, char *tok, shape_
         kind[arg - tok < 31 ? arg - tok : 31] = '\0';
         arg++;
     }
-    args_t a = parse_args(arg);
+    /* integer arguments for the shaped layers; dropout and activations take a float */
+    bool real_arg = !strcmp(kind, "dropout") || nb_act_from_name(kind) != NB_ACT_COUNT;
+    char argcopy[64];
+    snprintf(argcopy, sizeof argcopy, "%s", arg ? arg : "");
+    args_t a = parse_args(real_arg || !arg ? NULL : argcopy);
     char name[24];
     nb_module *layer = NULL;
     if (a.bad)
