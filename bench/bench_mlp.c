@@ -5,19 +5,9 @@
  * 20 warm-up steps, then `steps` timed steps (median of three rounds).
  * Usage: bench_mlp [steps] [threads]
  * Prints: "mlp steps=N seconds=S samples_per_s=R rss_mb=M". */
-#include <nabla.h>
+#include "train_loop.h"
 
-#include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
-#include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -53,41 +43,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_mlp: %s\n", nb_last_error(ctx));
         return 1;
     }
-    double t0 = 0, rounds[3];
-    int64_t epoch = 0;
-    for (int s = -20; s < 3 * steps; s++) {
-        if (s >= 0 && s % steps == 0) {
-            double t1 = now();
-            if (s > 0)
-                rounds[s / steps - 1] = t1 - t0;
-            t0 = t1;
-        }
-        nb_arena_reset(ctx);
-        nb_tensor *xb, *yb;
-        nb_loader_next(ctx, L, &xb, &yb);
-        if (!xb) {
-            nb_loader_start(ctx, L, ++epoch);
-            nb_loader_next(ctx, L, &xb, &yb);
-        }
-        nb_tensor *loss = nb_cross_entropy(ctx, nb_module_forward(ctx, m, xb), yb, NULL);
-        if (!loss || nb_backward(ctx, loss) != NB_OK || nb_optim_step(ctx, opt) != NB_OK) {
-            fprintf(stderr, "bench_mlp: %s\n", nb_last_error(ctx));
-            return 1;
-        }
-        nb_optim_zero_grad(opt);
-    }
-    rounds[2] = now() - t0;
-    for (int i = 0; i < 3; i++)
-        for (int j = i + 1; j < 3; j++)
-            if (rounds[j] < rounds[i]) {
-                double t = rounds[i];
-                rounds[i] = rounds[j];
-                rounds[j] = t;
-            }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("mlp steps=%d seconds=%.4f samples_per_s=%.0f rss_mb=%.1f\n", steps, rounds[1],
-           steps * 128.0 / rounds[1], ru.ru_maxrss / 1024.0);
+    double t = bench_train(ctx, m, L, opt, 20, steps);
+    if (t < 0)
+        return 1;
+    printf("mlp steps=%d seconds=%.4f samples_per_s=%.0f rss_mb=%.1f\n", steps, t, steps * 128.0 / t,
+           bench_rss_mb());
     nb_loader_free(ctx, L);
     nb_ctx_free(ctx);
     return 0;

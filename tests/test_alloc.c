@@ -122,10 +122,72 @@ static void test_steady_state_step_allocates_nothing(void **state)
     nb_ctx_free(ctx);
 }
 
+/* The same for a convolutional step: conv (im2col workspaces), batch norm
+ * (running statistics), max-pool (argmax), residual add, global pooling. */
+static void cnn_step(nb_ctx *ctx, nb_module *m, nb_optim *opt, const float *xdata, const int64_t *ydata)
+{
+    nb_arena_reset(ctx);
+    nb_tensor *x = nb_from_data(ctx, NB_F32, NB_SHAPE(16, 1, 12, 12), xdata);
+    nb_tensor *y = nb_from_data(ctx, NB_I64, NB_SHAPE(16), ydata);
+    nb_tensor *l = nb_cross_entropy(ctx, nb_module_forward(ctx, m, x), y, NULL);
+    assert_non_null(l);
+    assert_int_equal(nb_backward(ctx, l), NB_OK);
+    assert_int_equal(nb_optim_step(ctx, opt), NB_OK);
+    nb_optim_zero_grad(opt);
+}
+
+static void test_cnn_step_allocates_nothing(void **state)
+{
+    (void)state;
+    nb_ctx_opts o = nb_ctx_opts_default();
+    o.allocator.alloc = hook_alloc;
+    o.allocator.free = hook_free;
+    o.num_threads = 2;
+    nb_ctx *ctx = nb_ctx_new(&o);
+    nb_conv_opts co = nb_conv_opts_default();
+    co.padding[0] = co.padding[1] = 1;
+    nb_pool_opts po = nb_pool_opts_default(2, 2);
+    nb_module *m = nb_sequential(ctx, NULL);
+    nb_sequential_add(ctx, m, nb_conv2d_layer(ctx, "conv1", 1, 8, 3, 3, &co, false));
+    nb_sequential_add(ctx, m, nb_batch_norm_layer(ctx, "bn1", 8, 0.1, 1e-5, true));
+    nb_sequential_add(ctx, m, nb_activation(ctx, NULL, NB_ACT_RELU, 0));
+    nb_sequential_add(ctx, m, nb_max_pool_layer(ctx, NULL, &po));
+    nb_sequential_add(ctx, m, nb_basic_block(ctx, "block1", 8, 16, 2));
+    nb_sequential_add(ctx, m, nb_global_avg_pool_layer(ctx, NULL));
+    nb_sequential_add(ctx, m, nb_linear(ctx, "fc", 16, 10, true));
+    nb_optim_opts oo = nb_optim_opts_default(NB_OPT_ADAM);
+    nb_optim *opt = nb_optim_new(ctx, &oo);
+    assert_int_equal(nb_optim_add_module(ctx, opt, m, false), NB_OK);
+    float xdata[16 * 144];
+    int64_t ydata[16];
+    for (int i = 0; i < 16 * 144; i++)
+        xdata[i] = (float)((i * 7919) % 255) / 255.0f;
+    for (int i = 0; i < 16; i++)
+        ydata[i] = i % 10;
+    for (int s = 0; s < 3; s++)
+        cnn_step(ctx, m, opt, xdata, ydata);
+    long hook_before = hook_calls;
+    atomic_store(&heap_calls, 0);
+    atomic_store(&counting, 1);
+    for (int s = 0; s < 10; s++)
+        cnn_step(ctx, m, opt, xdata, ydata);
+    atomic_store(&counting, 0);
+    printf("cnn, over 10 steps: %ld allocations through the hook, %ld malloc-family calls\n",
+           hook_calls - hook_before, (long)atomic_load(&heap_calls));
+    assert_int_equal(hook_calls - hook_before, 0);
+#ifndef NB_NO_MALLOC_HOOK
+    assert_int_equal(atomic_load(&heap_calls), 0);
+#endif
+    nb_optim_free(ctx, opt);
+    nb_module_free(ctx, m);
+    nb_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_steady_state_step_allocates_nothing),
+        cmocka_unit_test(test_cnn_step_allocates_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL) ? 1 : 0;
 }
