@@ -31,17 +31,24 @@ static void valid_range(const nb__geom *g, int64_t j, int64_t *lo, int64_t *hi)
                         T *dst = row + oh * g->OW;                                       \
                         int64_t ih = oh * g->sh - g->ph + i * g->dh;                     \
                         if (ih < 0 || ih >= g->H) {                                      \
-                            memset(dst, 0, sizeof(T) * (size_t)g->OW);                  \
+                            for (int64_t ow = 0; ow < g->OW; ow++)                       \
+                                dst[ow] = 0;                                             \
                             continue;                                                    \
                         }                                                                \
                         const T *src = img + (c * g->H + ih) * g->W;                     \
                         for (int64_t ow = 0; ow < lo; ow++)                              \
                             dst[ow] = 0;                                                 \
-                        if (g->sw == 1)                                                  \
-                            memcpy(dst + lo, src + lo + off, sizeof(T) * (size_t)(hi - lo)); \
-                        else                                                             \
+                        /* plain loops: rows are short (28 values), a memcpy call costs  \
+                         * more than the copy */                                         \
+                        if (g->sw == 1) {                                                \
+                            const T *restrict s1 = src + off;                            \
+                            T *restrict d1 = dst;                                        \
+                            for (int64_t ow = lo; ow < hi; ow++)                         \
+                                d1[ow] = s1[ow];                                         \
+                        } else {                                                         \
                             for (int64_t ow = lo; ow < hi; ow++)                         \
                                 dst[ow] = src[ow * g->sw + off];                         \
+                        }                                                                \
                         for (int64_t ow = hi; ow < g->OW; ow++)                          \
                             dst[ow] = 0;                                                 \
                     }                                                                    \
@@ -62,10 +69,12 @@ static void valid_range(const nb__geom *g, int64_t j, int64_t *lo, int64_t *hi)
                             continue;                                                    \
                         const T *src = row + oh * g->OW;                                 \
                         T *dst = img + (c * g->H + ih) * g->W;                           \
-                        if (g->sw == 1)                                                  \
+                        if (g->sw == 1) {                                                \
+                            const T *restrict s1 = src;                                  \
+                            T *restrict d1 = dst + off;                                  \
                             for (int64_t ow = lo; ow < hi; ow++)                         \
-                                dst[ow + off] += src[ow];                                \
-                        else                                                             \
+                                d1[ow] += s1[ow];                                        \
+                        } else                                                           \
                             for (int64_t ow = lo; ow < hi; ow++)                         \
                                 dst[ow * g->sw + off] += src[ow];                        \
                     }                                                                    \
