@@ -7,7 +7,8 @@
 #   3. a clang build (-Werror) and its tests;
 #   4. install, then build a project against the installed CMake package and
 #      against pkg-config.
-# Tests labelled `slow` (full trainings) run in the Release build only.
+# Tests labelled `slow` (CNN and ResNet trainings, 10-17 min each) run with
+# scripts/test-slow.sh; the MLP accuracy run (label accuracy) runs here.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -16,17 +17,17 @@ JOBS=$(nproc)
 echo "== gcc, Release"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$JOBS"
-ctest --test-dir build --output-on-failure   # slow included: ~15 s here
+ctest --test-dir build --output-on-failure -LE slow   # the MLP accuracy run included (~15 s)
 
 echo "== gcc, AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNABLA_SANITIZE=ON
 cmake --build build-asan -j "$JOBS"
-ctest --test-dir build-asan --output-on-failure -LE slow
+ctest --test-dir build-asan --output-on-failure -LE "slow|accuracy"
 
 echo "== clang, Release"
 cmake -S . -B build-clang -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Release
 cmake --build build-clang -j "$JOBS"
-ctest --test-dir build-clang --output-on-failure -LE "slow|valgrind|torch"
+ctest --test-dir build-clang --output-on-failure -LE "slow|accuracy|valgrind|torch"
 
 echo "== install, then use the CMake package and pkg-config"
 rm -rf build/stage build/consumer
