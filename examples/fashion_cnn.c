@@ -134,6 +134,7 @@ int main(int argc, char **argv)
     nb_sched_free(ctx, sched);
     nb_optim_free(ctx, opt);
     nb_module_free(ctx, model);
-    nb_ctx_free(ctx);
+    nb_split_free(ctx, &sp);
+    nb_ctx_free(ctx); /* frees the data, the normalisation and every other persistent tensor */
     return 0;
 }
