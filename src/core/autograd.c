@@ -53,7 +53,20 @@ nb__node *nb__record(nb_ctx *ctx, nb__op_id op, nb_tensor *out, int n, nb_tensor
 
 size_t nb_tape_length(const nb_ctx *ctx) { return ctx ? ctx->tape_len : 0; }
 
+static nb_status grad_alloc(nb_ctx *ctx, nb_tensor *t, nb_tensor **g, bool zero);
+
 nb_status nb__grad_of(nb_ctx *ctx, nb_tensor *t, nb_tensor **g)
+{
+    return grad_alloc(ctx, t, g, true);
+}
+
+nb_status nb__grad_of_w(nb_ctx *ctx, nb_tensor *t, nb_tensor **g, bool *fresh)
+{
+    *fresh = t && (t->flags & NB_REQUIRES_GRAD) && !t->grad && !(t->flags & NB_PERSISTENT);
+    return grad_alloc(ctx, t, g, !*fresh);
+}
+
+static nb_status grad_alloc(nb_ctx *ctx, nb_tensor *t, nb_tensor **g, bool zero)
 {
     *g = NULL;
     if (!t || !(t->flags & NB_REQUIRES_GRAD))
@@ -83,7 +96,8 @@ nb_status nb__grad_of(nb_ctx *ctx, nb_tensor *t, nb_tensor **g)
     gt->ndim = t->ndim;
     memcpy(gt->shape, t->shape, sizeof gt->shape);
     nb__contig_strides(t->ndim, t->shape, gt->strides);
-    memset(gt->data, 0, bytes);
+    if (zero || (t->flags & NB_PERSISTENT))
+        memset(gt->data, 0, bytes);
     t->grad = gt;
     *g = gt;
     return NB_OK;
@@ -194,6 +208,7 @@ nb_status nb_set_requires_grad(nb_ctx *ctx, nb_tensor *t, bool on)
 /* ---- accumulation with un-broadcasting -------------------------------- */
 typedef struct {
     double alpha;
+    bool write; /* store alpha src instead of adding it */
 } acc_arg;
 
 #define NB__ACC_KERN(NAME, T)                                                            \
@@ -203,8 +218,12 @@ typedef struct {
         if (NB__CONTIG2(s, T)) {                                                         \
             T *d = (T *)p[0];                                                            \
             const T *x = (const T *)p[1];                                                \
-            for (int64_t i = 0; i < n; i++)                                              \
-                d[i] += alpha * x[i];                                                    \
+            if (((const acc_arg *)arg)->write)                                           \
+                for (int64_t i = 0; i < n; i++)                                          \
+                    d[i] = alpha * x[i];                                                 \
+            else                                                                         \
+                for (int64_t i = 0; i < n; i++)                                          \
+                    d[i] += alpha * x[i];                                                \
         } else if (s[0] == 0) {                                                          \
             double acc = 0; /* sums of many terms keep double precision */               \
             for (int64_t i = 0; i < n; i++)                                              \
@@ -220,11 +239,17 @@ NB__ACC_KERN(acc_d, double)
 
 nb_status nb__acc_grad(nb_ctx *ctx, nb_tensor *g, const nb_tensor *src, double alpha)
 {
+    return nb__acc_grad_w(ctx, g, src, alpha, false);
+}
+
+nb_status nb__acc_grad_w(nb_ctx *ctx, nb_tensor *g, const nb_tensor *src, double alpha, bool write)
+{
     /* iterate over the broadcast of both shapes: where g is smaller its
      * stride is 0 and terms are summed; where src is smaller it is repeated */
-    acc_arg a = {alpha};
+    acc_arg a = {alpha, false};
     nb__kern k = g->dtype == NB_F32 ? acc_f : acc_d;
     if (nb__flat(g, src->ndim, src->shape) && nb__flat(src, src->ndim, src->shape)) {
+        a.write = write;
         int64_t es = (int64_t)nb__esize(g->dtype), esz[2] = {es, es};
         void *p[2] = {g->data, src->data};
         nb__run_flat(k, &a, nb__numel(src), 2, p, esz, ctx->nthreads);
@@ -237,6 +262,8 @@ nb_status nb__acc_grad(nb_ctx *ctx, nb_tensor *g, const nb_tensor *src, double a
         return nb__err(ctx, NB_ERR_SHAPE, "gradient accumulation: %s and %s do not broadcast",
                        nb_shape_str(g, sg, sizeof sg), nb_shape_str(src, ss, sizeof ss));
     }
+    if (write) /* not the flat case: start from zero and accumulate */
+        memset(g->data, 0, (size_t)nb__numel(g) * nb__esize(g->dtype));
     nb__iter it;
     nb__iter_init(&it, nd, shape);
     nb__iter_add_t(&it, g);

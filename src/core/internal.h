@@ -32,6 +32,7 @@ typedef struct nb__attrs {
     int axes[NB_MAX_DIMS]; /* normalised, sorted */
     int naxes;
     int flag;
+    int write; /* backward kernels: store (=) instead of accumulate (+=) */
 } nb__attrs;
 
 #define NB__NODE_INLINE_IN 3
@@ -138,9 +139,16 @@ nb__node *nb__record(nb_ctx *ctx, nb__op_id op, nb_tensor *out, int n, nb_tensor
 /* The gradient buffer of t (created zeroed on first use), in *g; *g = NULL
  * when t needs no gradient. */
 nb_status nb__grad_of(nb_ctx *ctx, nb_tensor *t, nb_tensor **g);
+/* The same, except that a step tensor's buffer made here is not zeroed and
+ * *fresh says so: the caller must then store every element of it once (=)
+ * rather than accumulate. Saves a memset and a read per element on the common
+ * path where an intermediate result has a single consumer. */
+nb_status nb__grad_of_w(nb_ctx *ctx, nb_tensor *t, nb_tensor **g, bool *fresh);
 /* g += alpha * src over the broadcast of their shapes: summed over the dims
  * where g is broadcast, repeated over those where src is. One float dtype. */
 nb_status nb__acc_grad(nb_ctx *ctx, nb_tensor *g, const nb_tensor *src, double alpha);
+/* With write (g fresh from nb__grad_of_w and of src's shape): g = alpha src. */
+nb_status nb__acc_grad_w(nb_ctx *ctx, nb_tensor *g, const nb_tensor *src, double alpha, bool write);
 
 /* ---- helpers ----------------------------------------------------------- */
 static inline size_t nb__esize(nb_dtype dt)

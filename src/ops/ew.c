@@ -66,14 +66,17 @@ nb_tensor *nb__unary(nb_ctx *ctx, const nb__ew_def *d, nb_tensor *a, const nb__a
 nb_status nb__unary_backward(nb_ctx *ctx, nb__node *n, const nb__ew_def *d)
 {
     nb_tensor *x = n->in[0], *y = n->out, *dx;
-    nb_status st = nb__grad_of(ctx, x, &dx);
+    bool fresh;
+    nb_status st = nb__grad_of_w(ctx, x, &dx, &fresh);
     if (st != NB_OK || !dx)
         return st;
+    nb__attrs a = n->a;
+    a.write = fresh; /* dx has y's shape: every element is written exactly once */
     nb__kern k = d->bwd[0][NB__DTI(x->dtype)];
     if (nb__flat(x, y->ndim, y->shape)) { /* dx, dy and y are always flat */
         int64_t es = (int64_t)nb__esize(x->dtype), esz[4] = {es, es, es, es};
         void *p[4] = {dx->data, y->grad->data, x->data, y->data};
-        nb__run_flat(k, &n->a, nb__numel(y), 4, p, esz, ctx->nthreads);
+        nb__run_flat(k, &a, nb__numel(y), 4, p, esz, ctx->nthreads);
         return NB_OK;
     }
     nb__iter it;
@@ -82,7 +85,7 @@ nb_status nb__unary_backward(nb_ctx *ctx, nb__node *n, const nb__ew_def *d)
     nb__iter_add_t(&it, y->grad);
     nb__iter_add_t(&it, x);
     nb__iter_add_t(&it, y);
-    nb__iter_run(&it, k, &n->a, ctx);
+    nb__iter_run(&it, k, &a, ctx);
     return NB_OK;
 }
 
@@ -133,17 +136,28 @@ nb_status nb__binary_backward(nb_ctx *ctx, nb__node *n, const nb__ew_def *d)
         nb_tensor *t = n->in[i], *dt;
         if (!d->bwd[i][0])
             continue;
-        nb_status st = nb__grad_of(ctx, t, &dt);
+        bool fresh;
+        nb_status st = nb__grad_of_w(ctx, t, &dt, &fresh);
         if (st != NB_OK)
             return st;
         if (!dt)
             continue;
+        /* a fresh buffer may be stored into only where it is not broadcast
+         * (there each element gets exactly one term); else it starts at 0 */
+        bool whole = dt->ndim == y->ndim &&
+                     !memcmp(dt->shape, y->shape, sizeof(int64_t) * (size_t)y->ndim);
+        if (fresh && !whole) {
+            memset(dt->data, 0, (size_t)nb__numel(dt) * nb__esize(dt->dtype));
+            fresh = false;
+        }
         if (d->acc[i] != 0) {
-            st = nb__acc_grad(ctx, dt, y->grad, d->acc[i]);
+            st = nb__acc_grad_w(ctx, dt, y->grad, d->acc[i], fresh);
             if (st != NB_OK)
                 return st;
             continue;
         }
+        nb__attrs a = n->a;
+        a.write = fresh;
         /* dt is iterated over the output's shape: where the input was
          * broadcast its stride is 0 and the kernel's += sums the terms */
         nb__iter it;
@@ -156,7 +170,7 @@ nb_status nb__binary_backward(nb_ctx *ctx, nb__node *n, const nb__ew_def *d)
             nb__flat(ops[1], y->ndim, y->shape)) {
             int64_t es = (int64_t)nb__esize(y->dtype), esz[5] = {es, es, es, es, es};
             void *p[5] = {dt->data, y->grad->data, ops[0]->data, ops[1]->data, ops[2]->data};
-            nb__run_flat(k, &n->a, nb__numel(y), 5, p, esz, ctx->nthreads);
+            nb__run_flat(k, &a, nb__numel(y), 5, p, esz, ctx->nthreads);
             continue;
         }
         nb__iter_add_t(&it, dt);
@@ -164,7 +178,7 @@ nb_status nb__binary_backward(nb_ctx *ctx, nb__node *n, const nb__ew_def *d)
         nb__iter_add_t(&it, ops[0]); /* unread ones: any valid stand-in */
         nb__iter_add_t(&it, ops[1]);
         nb__iter_add_t(&it, ops[2]);
-        nb__iter_run(&it, k, &n->a, ctx);
+        nb__iter_run(&it, k, &a, ctx);
     }
     return NB_OK;
 }

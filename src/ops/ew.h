@@ -82,6 +82,15 @@ bool nb__check_float(nb_ctx *ctx, const char *op, const nb_tensor *a, const nb_t
         if (NB__CONTIG4(s, T)) {                                                         \
             T *dx = (T *)p[0];                                                           \
             const T *gp = (const T *)p[1], *xp = (const T *)p[2], *yp = (const T *)p[3]; \
+            if (A->write) { /* a fresh gradient buffer: store */                        \
+                for (int64_t i = 0; i < n; i++) {                                        \
+                    const T g = gp[i], x = xp[i], y = yp[i];                             \
+                    (void)x;                                                             \
+                    (void)y;                                                             \
+                    dx[i] = (T)(EXPR);                                                   \
+                }                                                                        \
+                return;                                                                  \
+            }                                                                            \
             for (int64_t i = 0; i < n; i++) {                                            \
                 const T g = gp[i], x = xp[i], y = yp[i];                                 \
                 (void)x;                                                                 \
@@ -96,7 +105,8 @@ bool nb__check_float(nb_ctx *ctx, const char *op, const nb_tensor *a, const nb_t
             const T y = *(const T *)(p[3] + i * s[3]);                                   \
             (void)x;                                                                     \
             (void)y;                                                                     \
-            *(T *)(p[0] + i * s[0]) += (T)(EXPR);                                        \
+            T *d_ = (T *)(p[0] + i * s[0]);                                              \
+            *d_ = (A->write ? (T)0 : *d_) + (T)(EXPR);                                   \
         }                                                                                \
     }
 
@@ -142,7 +152,8 @@ bool nb__check_float(nb_ctx *ctx, const char *op, const nb_tensor *a, const nb_t
             (void)a;                                                                     \
             (void)b;                                                                     \
             (void)y;                                                                     \
-            *(T *)(p[0] + i * s[0]) += (T)(EXPR);                                        \
+            T *d_ = (T *)(p[0] + i * s[0]);                                              \
+            *d_ = (A->write ? (T)0 : *d_) + (T)(EXPR);                                   \
         }                                                                                \
     }
 
