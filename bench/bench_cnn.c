@@ -36,13 +36,12 @@ int main(int argc, char **argv)
     nb_loader *L = nb_loader_new(ctx, x, y, NULL, 0, &norm, &lo);
     nb_conv_opts co = nb_conv_opts_default();
     co.padding[0] = co.padding[1] = 1;
+    co.relu = true; /* conv + ReLU fused: the same function as torch's Conv2d, ReLU */
     nb_pool_opts po = nb_pool_opts_default(2, 2);
     nb_module *m = nb_sequential(ctx, NULL);
     add(ctx, m, nb_conv2d_layer(ctx, "conv1", 1, 32, 3, 3, &co, true));
-    add(ctx, m, nb_activation(ctx, NULL, NB_ACT_RELU, 0));
     add(ctx, m, nb_max_pool_layer(ctx, NULL, &po));
     add(ctx, m, nb_conv2d_layer(ctx, "conv2", 32, 64, 3, 3, &co, true));
-    add(ctx, m, nb_activation(ctx, NULL, NB_ACT_RELU, 0));
     add(ctx, m, nb_max_pool_layer(ctx, NULL, &po));
     add(ctx, m, nb_flatten_layer(ctx, NULL));
     add(ctx, m, nb_linear(ctx, "fc1", 3136, 128, true));

@@ -352,6 +352,7 @@ typedef struct nb_conv_opts {
     int dilation[2];       /* default 1 */
     int groups;            /* default 1; in and out channels divisible by it */
     int output_padding[2]; /* conv_transpose2d only: added to one side of the output */
+    bool relu;             /* conv2d only: apply ReLU to the output, fused (y = max(0, conv)) */
 } nb_conv_opts;
 nb_conv_opts nb_conv_opts_default(void);
 /* x [N, C, H, W], w [O, C/groups, kH, kW], b [O] or NULL -> [N, O, H', W'],

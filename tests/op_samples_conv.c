@@ -18,6 +18,7 @@ static nb_conv_opts opts_of(const op_sample *s)
         o.output_padding[i] = s->axes[6 + i];
     }
     o.groups = s->axis;
+    o.relu = s->f[0] != 0;
     return o;
 }
 
@@ -53,6 +54,14 @@ bool gen_conv2d(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
     case 7: s->in[0] = MK(5, 5, 1, 3); s->in[1] = MK(2, 3, 3, 3); out = 2; s->keep = 1; set_opts(s, 1, 1, 1, 1, 1, 1, 1); break;
     case 8: s->in[0] = MK(2, 3, 10); s->in[1] = MK(4, 3, 3); out = 4; s->keep = 2; set_opts(s, 1, 2, 0, 1, 1, 1, 1); break;
     case 9: s->in[0] = MK(2, 4, 9, 9); s->in[1] = MK(8, 4, 3, 3); out = 8; set_opts(s, 2, 2, 1, 1, 1, 1, 1); break;
+    case 10: /* the fused ReLU, with groups */
+        s->in[0] = MK(2, 4, 6, 6); s->in[1] = MK(6, 2, 3, 3); out = 6; set_opts(s, 1, 1, 1, 1, 1, 1, 2);
+        s->f[0] = 1;
+        break;
+    case 11: /* the fused ReLU on a 1x1 conv */
+        s->in[0] = MK(3, 3, 4, 4); s->in[1] = MK(4, 3, 1, 1); out = 4; set_opts(s, 1, 1, 0, 0, 1, 1, 1);
+        s->f[0] = 1;
+        break;
     default: return false;
     }
     if (s->n_in == 3)
@@ -64,9 +73,9 @@ bool gen_conv2d(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
                  in, s->axes[1], s->axes[3], s->axes[5], s->axis);
     else
         snprintf(s->expr, sizeof s->expr,
-                 "F.conv2d(%s, x1, %s, stride=(%d, %d), padding=(%d, %d), dilation=(%d, %d), groups=%d)",
-                 in, s->n_in == 3 ? "x2" : "None", s->axes[0], s->axes[1], s->axes[2], s->axes[3],
-                 s->axes[4], s->axes[5], s->axis);
+                 "%sF.conv2d(%s, x1, %s, stride=(%d, %d), padding=(%d, %d), dilation=(%d, %d), groups=%d)%s",
+                 s->f[0] ? "F.relu(" : "", in, s->n_in == 3 ? "x2" : "None", s->axes[0], s->axes[1],
+                 s->axes[2], s->axes[3], s->axes[4], s->axes[5], s->axis, s->f[0] ? ")" : "");
     return true;
 }
 

@@ -36,6 +36,7 @@ static void test_threads_agree(void **state)
         o.stride[0] = o.stride[1] = 2;
         o.padding[0] = o.padding[1] = 1;
         o.groups = 2;
+        o.relu = !transpose; /* the fused ReLU's mask on the threaded path too */
         double ref[3][2048];
         int64_t cnt[3] = {0};
         for (int t = 1; t <= 2; t++) {
@@ -96,6 +97,9 @@ static void test_bad_input(void **state)
     o.output_padding[0] = 1;
     expect(ctx, nb_conv2d(ctx, x, w, NULL, &o), NB_ERR_ARG, "output_padding");
     nb_tensor *wt = nb_zeros(ctx, NB_F32, NB_SHAPE(3, 2, 3, 3));
+    o = nb_conv_opts_default();
+    o.relu = true;
+    expect(ctx, nb_conv_transpose2d(ctx, x, wt, NULL, &o), NB_ERR_ARG, "the fused ReLU is for conv2d only");
     o = nb_conv_opts_default();
     o.output_padding[0] = 1; /* must stay below stride or dilation */
     expect(ctx, nb_conv_transpose2d(ctx, x, wt, NULL, &o), NB_ERR_ARG, "output_padding 1x0");

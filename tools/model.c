@@ -7,7 +7,8 @@
  *   resblock:OUT[:s=S]      torchvision's BasicBlock
  *   upsample:S  flatten  dropout:P  relu  tanh  ...  (activations)
  * Images [N, H, W] get a channel dim first when the list starts with an image
- * layer. Layers are named by kind and count: conv1, bn1, fc1, block1, ... */
+ * layer. Layers are named by kind and count: conv1, bn1, fc1, block1, ...
+ * A conv directly followed by relu becomes one conv with the ReLU fused. */
 #include "config.h"
 
 #include <stdio.h>
@@ -82,7 +83,8 @@ static bool err(const cfg *c, const char *tok, const char *why)
     return false;
 }
 
-static bool add_layer(nb_ctx *ctx, const cfg *c, nb_module *m, char *tok, shape_t *s, int *count)
+static bool add_layer(nb_ctx *ctx, const cfg *c, nb_module *m, char *tok, shape_t *s, int *count,
+                      bool fuse_relu)
 {
     char *arg = strchr(tok, ':');
     char kind[32];
@@ -121,6 +123,7 @@ static bool add_layer(nb_ctx *ctx, const cfg *c, nb_module *m, char *tok, shape_
             o.padding[0] = o.padding[1] = (int)pad;
             o.groups = (int)a.g;
             o.dilation[0] = o.dilation[1] = (int)a.d;
+            o.relu = fuse_relu; /* "conv, relu": one op, no separate ReLU pass */
             snprintf(name, sizeof name, "conv%d", ++count[1]);
             layer = nb_conv2d_layer(ctx, name, s->c, a.pos[0], (int)k, (int)k, &o, true);
             int64_t ek = a.d * (k - 1) + 1;
@@ -210,12 +213,19 @@ nb_module *build_model(nb_ctx *ctx, const cfg *c, const nb_tensor *x, int64_t *o
     }
     char spec[1024];
     snprintf(spec, sizeof spec, "%s", c->layers);
-    int count[4] = {0, 0, 0, 0};
-    for (char *save = NULL, *tok = strtok_r(spec, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-        if (!add_layer(ctx, c, m, trim(tok), &s, count)) {
+    int count[4] = {0, 0, 0, 0}, nt = 0;
+    char *toks[256];
+    for (char *save = NULL, *tok = strtok_r(spec, ",", &save); tok && nt < 256;
+         tok = strtok_r(NULL, ",", &save))
+        toks[nt++] = trim(tok);
+    for (int i = 0; i < nt; i++) {
+        bool fuse = !strncmp(toks[i], "conv:", 5) && i + 1 < nt && !strcmp(toks[i + 1], "relu");
+        if (!add_layer(ctx, c, m, toks[i], &s, count, fuse)) {
             nb_module_free(ctx, m);
             return NULL;
         }
+        i += fuse; /* the ReLU went into the conv */
+    }
     if (strcmp(c->init, "default")) {
         nb_init_kind k = !strcmp(c->init, "xavier_uniform") ? NB_INIT_XAVIER_UNIFORM
                          : !strcmp(c->init, "xavier_normal") ? NB_INIT_XAVIER_NORMAL

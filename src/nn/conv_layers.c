@@ -1,6 +1,7 @@
 /* Convolution layers and residual blocks.
  *   conv2d       y = conv2d(x, W, b): W [out, in/groups, kh, kw], initialised
- *                like torch.nn.Conv2d (U(-r, r), r = 1/sqrt(in/groups kh kw))
+ *                like torch.nn.Conv2d (U(-r, r), r = 1/sqrt(in/groups kh kw));
+ *                with opts.relu the ReLU that follows is fused into it
  *   reshape      [N, ...] -> [N, shape...]
  *   residual     y = post(body(x) + shortcut(x))
  *   basic_block  torchvision's BasicBlock; resnet: a small CIFAR-style ResNet */
@@ -19,6 +20,7 @@ static nb_tensor *conv_fwd(nb_ctx *ctx, nb_module *m, nb_tensor *x)
     }
     o.dilation[0] = o.dilation[1] = (int)m->f[0];
     o.groups = (int)m->f[1];
+    o.relu = m->f[2] != 0;
     return nb_conv2d(ctx, x, m->t[0], m->n_t > 1 ? m->t[1] : NULL, &o);
 }
 
@@ -58,6 +60,7 @@ nb_module *nb_conv2d_layer(nb_ctx *ctx, const char *name, int64_t in, int64_t ou
     }
     m->f[0] = o.dilation[0];
     m->f[1] = o.groups;
+    m->f[2] = o.relu;
     if (!nb__module_add(ctx, m, "weight", false, NB_F32, NB_SHAPE(out, in / o.groups, kh, kw)) ||
         (bias && !nb__module_add(ctx, m, "bias", false, NB_F32, NB_SHAPE(out))) ||
         conv_reset(ctx, m, NULL, NULL) != NB_OK) {
