@@ -20,20 +20,8 @@ int main(int argc, char **argv)
     o.num_threads = argc > 2 ? atoi(argv[2]) : 1;
     nb_ctx *ctx = nb_ctx_new(&o);
     const int64_t N = 6400;
-    nb_tensor *x = nb_buffer(ctx, NB_U8, NB_SHAPE(N, 1, 28, 28));
-    nb_tensor *y = nb_buffer(ctx, NB_U8, NB_SHAPE(N));
-    nb_rng r;
-    nb_rng_seed(&r, 9, 0);
-    for (int64_t i = 0; i < N * 784; i++)
-        ((uint8_t *)x->data)[i] = (uint8_t)nb_rng_below(&r, 256);
-    for (int64_t i = 0; i < N; i++)
-        ((uint8_t *)y->data)[i] = (uint8_t)nb_rng_below(&r, 10);
     nb_norm norm;
-    nb_norm_fit(ctx, x, NULL, 0, NB_NORM_GLOBAL, &norm);
-    nb_loader_opts lo = nb_loader_opts_default();
-    lo.batch_size = 64;
-    lo.prefetch = true;
-    nb_loader *L = nb_loader_new(ctx, x, y, NULL, 0, &norm, &lo);
+    nb_loader *L = bench_loader(ctx, N, 3, (const int64_t[]){1, 28, 28}, 64, &norm);
     nb_conv_opts co = nb_conv_opts_default();
     co.padding[0] = co.padding[1] = 1;
     co.relu = true; /* conv + ReLU fused: the same function as torch's Conv2d, ReLU */

@@ -54,6 +54,33 @@ static double bench_train(nb_ctx *ctx, nb_module *m, nb_loader *l, nb_optim *opt
     return rounds[1];
 }
 
+/* N random u8 images of row shape `row` (ndim dims) with labels 0..9, their
+ * global normalisation, and a shuffling, prefetching loader: the data side of
+ * the training benchmarks. */
+static nb_loader *bench_loader(nb_ctx *ctx, int64_t N, int ndim, const int64_t *row, int64_t batch,
+                               nb_norm *norm)
+{
+    int64_t shape[NB_MAX_DIMS] = {N};
+    for (int d = 0; d < ndim; d++)
+        shape[d + 1] = row[d];
+    nb_tensor *x = nb_buffer(ctx, NB_U8, ndim + 1, shape);
+    nb_tensor *y = nb_buffer(ctx, NB_U8, 1, &N);
+    if (!x || !y)
+        return NULL;
+    nb_rng r;
+    nb_rng_seed(&r, 9, 0);
+    for (int64_t i = 0; i < nb_numel(x); i++)
+        ((uint8_t *)x->data)[i] = (uint8_t)nb_rng_below(&r, 256);
+    for (int64_t i = 0; i < N; i++)
+        ((uint8_t *)y->data)[i] = (uint8_t)nb_rng_below(&r, 10);
+    if (nb_norm_fit(ctx, x, NULL, 0, NB_NORM_GLOBAL, norm) != NB_OK)
+        return NULL;
+    nb_loader_opts lo = nb_loader_opts_default();
+    lo.batch_size = batch;
+    lo.prefetch = true;
+    return nb_loader_new(ctx, x, y, NULL, 0, norm, &lo);
+}
+
 static double bench_rss_mb(void)
 {
     struct rusage ru;

@@ -151,6 +151,14 @@ nb_status nb__acc_grad(nb_ctx *ctx, nb_tensor *g, const nb_tensor *src, double a
 nb_status nb__acc_grad_w(nb_ctx *ctx, nb_tensor *g, const nb_tensor *src, double alpha, bool write);
 
 /* ---- helpers ----------------------------------------------------------- */
+/* Index of name in names[0..n-1], or n when absent (or name is NULL). */
+static inline int nb__name_index(const char *const *names, int n, const char *name)
+{
+    for (int i = 0; name && i < n; i++)
+        if (names[i] && strcmp(names[i], name) == 0)
+            return i;
+    return n;
+}
 static inline size_t nb__esize(nb_dtype dt)
 {
     return (dt == NB_F64 || dt == NB_I64) ? 8 : (dt == NB_U8) ? 1 : (dt == NB_F16 || dt == NB_BF16) ? 2 : 4;

@@ -59,10 +59,7 @@ static const char *const act_names[NB_ACT_COUNT] = {
 
 nb_act nb_act_from_name(const char *name)
 {
-    for (int i = 0; name && i < NB_ACT_COUNT; i++)
-        if (strcmp(name, act_names[i]) == 0)
-            return (nb_act)i;
-    return NB_ACT_COUNT;
+    return (nb_act)nb__name_index(act_names, NB_ACT_COUNT, name);
 }
 
 const char *nb_act_name(nb_act a) { return ((int)a >= 0 && a < NB_ACT_COUNT) ? act_names[a] : "?"; }

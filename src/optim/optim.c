@@ -51,10 +51,7 @@ const char *nb_optim_name(nb_optim_kind k) { return ((int)k >= 0 && k < NB_OPT_C
 
 nb_optim_kind nb_optim_from_name(const char *name)
 {
-    for (int i = 0; name && i < NB_OPT_COUNT; i++)
-        if (strcmp(name, kind_names[i]) == 0)
-            return (nb_optim_kind)i;
-    return NB_OPT_COUNT;
+    return (nb_optim_kind)nb__name_index(kind_names, NB_OPT_COUNT, name);
 }
 
 nb_optim_opts nb_optim_opts_default(nb_optim_kind kind)

@@ -33,10 +33,7 @@ const char *nb_sched_name(nb_sched_kind k) { return ((int)k >= 0 && k < NB_SCHED
 
 nb_sched_kind nb_sched_from_name(const char *name)
 {
-    for (int i = 0; name && i < NB_SCHED_COUNT; i++)
-        if (strcmp(name, sched_names[i]) == 0)
-            return (nb_sched_kind)i;
-    return NB_SCHED_COUNT;
+    return (nb_sched_kind)nb__name_index(sched_names, NB_SCHED_COUNT, name);
 }
 
 nb_sched_opts nb_sched_opts_default(nb_sched_kind kind)
