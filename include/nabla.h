@@ -461,6 +461,45 @@ nb_tensor *nb_nll_loss(nb_ctx *ctx, nb_tensor *logp, nb_tensor *target,
  * the context's generator. */
 nb_tensor *nb_dropout(nb_ctx *ctx, nb_tensor *a, double p, bool training);
 
+/* ---- sampling and surrogate gradients (src/ops/stochastic.c) ---- */
+/* The reparameterization trick: z = mu + exp(logvar / 2) eps, with eps given
+ * (same shape as mu and logvar; it gets no gradient). Gradients flow into mu
+ * and logvar: dmu = g, dlogvar = g eps exp(logvar / 2) / 2. */
+nb_tensor *nb_reparameterize(nb_ctx *ctx, nb_tensor *mu, nb_tensor *logvar, nb_tensor *eps);
+/* The same with eps ~ N(0, 1) drawn from the context's generator. */
+nb_tensor *nb_gaussian_sample(nb_ctx *ctx, nb_tensor *mu, nb_tensor *logvar);
+/* KL(N(mu, exp(logvar)) || N(0, 1)) of diagonal Gaussians [N, ...]:
+ * per row -1/2 sum(1 + logvar - mu^2 - exp(logvar)) over all but the first
+ * dim; then NONE: [N], SUM: the sum, MEAN: the mean over the N rows (the
+ * per-sample KL term of a VAE's loss). */
+nb_tensor *nb_kl_normal(nb_ctx *ctx, nb_tensor *mu, nb_tensor *logvar, nb_reduction r);
+
+/* Straight-through estimators: the forward is a step function; the backward
+ * passes the gradient through unchanged (clip <= 0), or only where
+ * |x| <= clip (clip > 0: the gradient of hardtanh, as for binarized nets).
+ *   sign:      y = +1 for x >= 0, -1 for x < 0 (0 maps to +1: a binary code)
+ *   round:     y = round half to even (torch.round)
+ *   quantize:  y = lo + round((clamp(x, lo, hi) - lo) / d) d, d = (hi - lo) / (levels - 1);
+ *              with clip the gradient passes only where lo <= x <= hi */
+nb_tensor *nb_sign_ste(nb_ctx *ctx, nb_tensor *x, double clip);
+nb_tensor *nb_round_ste(nb_ctx *ctx, nb_tensor *x, double clip);
+nb_tensor *nb_quantize_ste(nb_ctx *ctx, nb_tensor *x, double lo, double hi, int levels, bool clip);
+
+/* Gumbel-softmax over the last dim of logits [..., C]:
+ *   y = softmax((logits + g) / tau),  g = -log(-log(u)), u ~ U(0, 1)
+ * with g given (same shape) or drawn from the context's generator (NULL).
+ * tau > 0. hard: the forward is the one-hot of argmax(y) and the gradient is
+ * that of the soft y (straight through), as torch.nn.functional.gumbel_softmax. */
+nb_tensor *nb_gumbel_softmax(nb_ctx *ctx, nb_tensor *logits, nb_tensor *gumbel, double tau,
+                             bool hard);
+
+/* Extra loss terms that layers add during their forward (a VAE's KL term):
+ * nb_train and nb_evaluate add them to the batch loss. The pending sum is
+ * dropped at nb_arena_reset and nb_arena_rewind. t must be a scalar. */
+nb_status nb_add_loss(nb_ctx *ctx, nb_tensor *t);
+/* The pending sum (NULL when none) and clears it. */
+nb_tensor *nb_take_added_loss(nb_ctx *ctx);
+
 /* ------------------------------------------------------------------------ */
 /* Gradient checking.                                                        */
 /* ------------------------------------------------------------------------ */
@@ -618,6 +657,7 @@ typedef struct nb_module nb_module;
 typedef enum nb_act {
     NB_ACT_RELU = 0, NB_ACT_LEAKY_RELU, NB_ACT_ELU, NB_ACT_SIGMOID, NB_ACT_TANH,
     NB_ACT_GELU, NB_ACT_GELU_TANH, NB_ACT_SILU, NB_ACT_SOFTPLUS, NB_ACT_IDENTITY,
+    NB_ACT_SIGN, /* "sign": nb_sign_ste with clip param (0: 1), a binarized net's activation */
     NB_ACT_COUNT
 } nb_act;
 
@@ -661,6 +701,16 @@ nb_module *nb_basic_block(nb_ctx *ctx, const char *name, int64_t in, int64_t out
  * (stride 1, 2, 2), global average pooling, fc to classes. */
 nb_module *nb_resnet(nb_ctx *ctx, const char *name, int64_t in_ch, int64_t classes, int64_t width,
                      int blocks);
+/* A VAE's latent layer: mu = linear(x), logvar = linear(x) (children "mu"
+ * and "logvar", [in] -> [latent]), output z = nb_gaussian_sample(mu, logvar)
+ * in training and evaluation alike (an ELBO is an expectation over z), and
+ * beta x nb_kl_normal(mu, logvar, MEAN) added with nb_add_loss. The layers
+ * after it in a sequential are the decoder. */
+nb_module *nb_gaussian_layer(nb_ctx *ctx, const char *name, int64_t in, int64_t latent, double beta);
+/* Linear with binarized weights: y = x sign(W)^T + b, sign by the
+ * straight-through estimator (the gradient reaches the real-valued W as is);
+ * W initialised as nb_linear's. Parameters "weight", "bias". */
+nb_module *nb_binary_linear(nb_ctx *ctx, const char *name, int64_t in, int64_t out, bool bias);
 /* Parses an activation name ("relu", "gelu_tanh", ...); NB_ACT_COUNT if unknown. */
 nb_act nb_act_from_name(const char *name);
 const char *nb_act_name(nb_act act);
@@ -823,6 +873,7 @@ typedef enum nb_norm_kind {
     NB_NORM_NONE = 0, /* x as float */
     NB_NORM_GLOBAL,   /* (x - mean) / std, one mean and std over all features */
     NB_NORM_FEATURE,  /* per feature (column) */
+    NB_NORM_RANGE,    /* (x - min) / (max - min) over all features: [0, 1] (mean = min, std = range) */
     NB_NORM_COUNT
 } nb_norm_kind;
 
@@ -889,6 +940,7 @@ typedef enum nb_loss_kind {
     NB_LOSS_CROSS_ENTROPY = 0, /* logits [B, C], class ids [B] */
     NB_LOSS_MSE,               /* predictions and targets of one shape */
     NB_LOSS_BCE,               /* logits and 0/1 targets of one shape */
+    NB_LOSS_BCE_SUM,           /* BCE summed over each row, mean over rows: nats per sample (VAE) */
     NB_LOSS_COUNT
 } nb_loss_kind;
 
@@ -941,7 +993,10 @@ typedef struct nb_train_result {
 nb_train_opts nb_train_opts_default(void);
 /* Trains model with opt (and sched, may be NULL) on the train loader,
  * evaluating on val (may be NULL) after each epoch; norm is saved in the
- * checkpoints so evaluation can apply it. */
+ * checkpoints so evaluation can apply it. A loader without targets (y NULL)
+ * makes an autoencoder: each batch's target is its input, reshaped to the
+ * output (loss mse, bce or bce_sum). Loss terms that layers add with
+ * nb_add_loss (a VAE's KL) are part of the loss minimised and reported. */
 nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched,
                    nb_loader *train, nb_loader *val, const nb_norm *norm,
                    const nb_train_opts *opts, nb_train_result *res);
@@ -975,6 +1030,111 @@ nb_status nb_checkpoint_load(nb_ctx *ctx, const char *path, nb_module *model, nb
                              nb_sched *sched, nb_norm *norm, nb_ckpt_info *info, bool partial,
                              char **skipped);
 void nb_free_string(nb_ctx *ctx, char *s);
+
+/* ------------------------------------------------------------------------ */
+/* Images (src/io/png.c): PNG grids of samples, written with zlib.          */
+/* ------------------------------------------------------------------------ */
+/* Writes x ([N, H, W] or [N, 1, H, W]: gray; [N, 3, H, W]: RGB; F32 or F64,
+ * any strides) as one 8-bit PNG: a grid of `cols` columns (<= 0:
+ * ceil(sqrt(N)); at most N) with 1 pixel of black between and around the
+ * images; values lo..hi map to 0..255 (rounded, clamped, NaN to 0). Written
+ * atomically. Errors: NB_ERR_SHAPE (layout), NB_ERR_DTYPE, NB_ERR_ARG (empty,
+ * bounds, too large), NB_ERR_IO. */
+nb_status nb_save_image_grid(nb_ctx *ctx, const char *path, const nb_tensor *x, int cols,
+                             double lo, double hi);
+
+/* ------------------------------------------------------------------------ */
+/* Diagnostics (src/diag): alarms, and sample diversity for generative     */
+/* models.                                                                  */
+/* ------------------------------------------------------------------------ */
+typedef enum nb_alarm_kind {
+    NB_ALARM_NONFINITE = 0, /* "nonfinite": NaN or Inf in a loss, activation or gradient */
+    NB_ALARM_VANISHING,     /* "vanishing": a layer's gradient norm far below the output layer's */
+    NB_ALARM_EXPLODING,     /* "exploding": gradient norm over a bound or growing fast */
+    NB_ALARM_LOSS_SPIKE,    /* "loss_spike": rolling z-score of the loss */
+    NB_ALARM_MODE_COLLAPSE, /* "mode_collapse": a generator's samples lost their diversity */
+    NB_ALARM_COUNT
+} nb_alarm_kind;
+
+typedef enum nb_alarm_action {
+    NB_ACTION_WARN = 0, /* "warn": record and go on */
+    NB_ACTION_SKIP,     /* "skip": record and skip this step's update */
+    NB_ACTION_STOP,     /* "stop": record, save and stop */
+    NB_ACTION_COUNT
+} nb_alarm_action;
+
+typedef struct nb_alarm {
+    nb_alarm_kind kind;
+    nb_alarm_action action;
+    int epoch;          /* 1-based; 0 when not known */
+    int64_t step;
+    char where[96];     /* the parameter, layer or op it concerns; "" for the whole model */
+    double value, threshold;
+    char message[256];
+} nb_alarm;
+
+typedef struct nb_alarms nb_alarms;
+/* An alarm log. csv_path (may be NULL): each alarm is appended as a row
+ * epoch,step,kind,where,value,threshold,action,message (header written when
+ * the file is created, flushed per row). echo: also one line on stderr. Every
+ * kind's action starts as NB_ACTION_WARN. */
+nb_alarms *nb_alarms_new(nb_ctx *ctx, const char *csv_path, bool echo);
+void nb_alarms_free(nb_ctx *ctx, nb_alarms *a);
+void nb_alarms_set_action(nb_alarms *a, nb_alarm_kind kind, nb_alarm_action action);
+nb_alarm_action nb_alarms_action(const nb_alarms *a, nb_alarm_kind kind);
+/* Called on every alarm raised (after it is recorded). */
+void nb_alarms_on_raise(nb_alarms *a, void (*fn)(const nb_alarm *alarm, void *user), void *user);
+/* Records an alarm with its kind's action; returns that action (so the caller
+ * can skip or stop). The message is printf-formatted. A NULL log records
+ * nothing and returns NB_ACTION_WARN. */
+nb_alarm_action nb_alarm_raise(nb_ctx *ctx, nb_alarms *a, nb_alarm_kind kind, int epoch,
+                               int64_t step, const char *where, double value, double threshold,
+                               const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 9, 10)))
+#endif
+    ;
+int nb_alarms_count(const nb_alarms *a, int kind); /* kind -1: all kinds */
+const nb_alarm *nb_alarms_get(const nb_alarms *a, int i); /* in order raised; NULL out of range */
+const char *nb_alarm_kind_name(nb_alarm_kind kind);
+nb_alarm_kind nb_alarm_kind_from_name(const char *name);       /* NB_ALARM_COUNT if unknown */
+const char *nb_alarm_action_name(nb_alarm_action action);
+nb_alarm_action nb_alarm_action_from_name(const char *name);   /* NB_ACTION_COUNT if unknown */
+
+/* Diversity of a batch of samples x [N, ...] (N >= 2, float): the entropy of
+ * the histogram of a fixed classifier's predicted classes (argmax of its
+ * logits [N, C]; classifier NULL: entropy fields NAN), and the mean Euclidean
+ * distance between all pairs of distinct rows (rows flattened). The
+ * classifier runs in evaluation mode without recording; its mode is
+ * restored. Real data's diversity is the reference for a generator's. */
+typedef struct nb_diversity {
+    double entropy;      /* nats */
+    double entropy_max;  /* ln C */
+    int classes_seen;    /* distinct predicted classes */
+    double pairwise;     /* mean pairwise L2 distance */
+    int64_t n;           /* samples measured */
+} nb_diversity;
+nb_status nb_diversity_measure(nb_ctx *ctx, nb_module *classifier, nb_tensor *x,
+                               nb_diversity *out);
+
+/* Mode-collapse detector: a measurement is collapsed when its entropy is
+ * below min_entropy_ratio x the reference's or its pairwise distance below
+ * min_distance_ratio x the reference's; after `patience` collapsed checks in a
+ * row it raises NB_ALARM_MODE_COLLAPSE (where = "generator") once per streak. */
+typedef struct nb_collapse_opts {
+    double min_entropy_ratio;  /* default 0.5 */
+    double min_distance_ratio; /* default 0.5 */
+    int patience;              /* default 1 */
+} nb_collapse_opts;
+nb_collapse_opts nb_collapse_opts_default(void);
+typedef struct nb_collapse nb_collapse;
+nb_collapse *nb_collapse_new(nb_ctx *ctx, const nb_diversity *reference, const nb_collapse_opts *o);
+void nb_collapse_free(nb_ctx *ctx, nb_collapse *d);
+/* Checks one measurement; *collapsed (may be NULL) says whether it looked
+ * collapsed, *alarmed (may be NULL) whether this check raised the alarm on
+ * `alarms` (may be NULL). */
+nb_status nb_collapse_check(nb_ctx *ctx, nb_collapse *d, const nb_diversity *now, int epoch,
+                            int64_t step, nb_alarms *alarms, bool *collapsed, bool *alarmed);
 
 #ifdef __cplusplus
 }

@@ -869,4 +869,10 @@ const sample_gen op_samples[NB__OP_COUNT] = {
     [NB__OP_CROSS_ENTROPY] = gen_cross_entropy,
     [NB__OP_NLL_LOSS] = gen_nll_loss,
     [NB__OP_DROPOUT] = gen_dropout,
+    [NB__OP_REPARAMETERIZE] = gen_reparameterize,
+    [NB__OP_KL_NORMAL] = gen_kl_normal,
+    [NB__OP_GUMBEL_SOFTMAX] = gen_gumbel_softmax,
+    [NB__OP_SIGN_STE] = gen_sign_ste,
+    [NB__OP_ROUND_STE] = gen_round_ste,
+    [NB__OP_QUANTIZE_STE] = gen_quantize_ste,
 };

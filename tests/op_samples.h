@@ -22,6 +22,7 @@ typedef struct op_sample {
      * output (for random ops), F is torch.nn.functional */
     char expr[320];
     bool no_grad;     /* the op has no gradient (comparisons) */
+    bool surrogate;   /* the backward is a documented surrogate (STE): no gradient check */
     double gc_eps;    /* 0: gradcheck's default */
     double gc_tol;    /* 0: gradcheck's default */
 } op_sample;
@@ -42,6 +43,12 @@ bool gen_upsample_nearest2d(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
 bool gen_batch_norm(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
 bool gen_layer_norm(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
 bool gen_group_norm(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_reparameterize(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_kl_normal(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_gumbel_softmax(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_sign_ste(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_round_ste(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_quantize_ste(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
 
 /* input makers shared by the sample files: kind V_NORMAL (N(0,1)), V_POS
  * ([0.5, 2)), V_AWAY0 (|x| in [0.1, 1.5)), V_WIDE (N(0, 4)); F64 leaves

@@ -1,6 +1,7 @@
 /* Walks the op table. For every op and every sample of it:
  *   - the sample really runs the op (a node of that op is on the tape);
- *   - float64 gradient check of sum(W * f(x)) with random W;
+ *   - float64 gradient check of sum(W * f(x)) with random W (not for
+ *     straight-through samples, whose backward is a surrogate);
  *   - backward twice gives twice the gradient;
  *   - the float32 run (inputs, W, output, input gradients) is written to the
  *     parity file that tests/parity_ops.py replays in PyTorch.
@@ -138,6 +139,8 @@ static void test_op(void **state)
         seen |= tape_has(ctx, op);
         if (s.no_grad) {
             assert_false(nb_requires_grad(y));
+        } else if (s.surrogate) {
+            check_twice(ctx, &s, name, v); /* the surrogate itself: tests/test_stoch.c */
         } else {
             nb_gradcheck_opts go = nb_gradcheck_opts_default();
             if (s.gc_eps > 0)

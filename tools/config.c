@@ -36,7 +36,8 @@ static const entry schema[] = {
     S("data", "label", label, NULL),
     B("data", "header", header),
     D("data", "val_fraction", val_fraction, 0, 0.99),
-    S("data", "normalize", normalize, "none|global|feature"),
+    S("data", "normalize", normalize, "none|global|feature|range"),
+    S("data", "target", target, "labels|input"),
     I("data", "batch_size", batch_size, 1, 1 << 24),
     B("data", "shuffle", shuffle),
     B("data", "drop_last", drop_last),
@@ -83,7 +84,7 @@ static const entry schema[] = {
     D("schedule", "min_lr", min_lr, 0, 1e6),
     I("train", "epochs", epochs, 1, 1e9),
     {"train", "seed", T_U64, offsetof(cfg, seed), 0, 0, 0, NULL, 0},
-    S("train", "loss", loss, "cross_entropy|mse|bce"),
+    S("train", "loss", loss, "cross_entropy|mse|bce|bce_sum"),
     I("train", "accum_steps", accum_steps, 1, 1e6),
     D("train", "clip_norm", clip_norm, 0, 1e12),
     D("train", "clip_value", clip_value, 0, 1e12),
@@ -105,6 +106,7 @@ void cfg_defaults(cfg *c)
     c->header = true;
     c->val_fraction = 0.1;
     strcpy(c->normalize, "global");
+    strcpy(c->target, "labels");
     c->batch_size = 128;
     c->shuffle = true;
     c->prefetch = true;
@@ -330,8 +332,14 @@ bool cfg_check(const cfg *c, char *err, size_t cap)
         why = "[model] layers is required (e.g. layers = linear:512, relu, linear:10)";
     else if (!strcmp(c->format, "csv") && !c->train_csv[0])
         why = "[data] train is required for format = csv";
-    else if (strcmp(c->format, "csv") && (!c->train_images[0] || !c->train_labels[0]))
-        why = "[data] train_images and train_labels are required for format = idx or npy";
+    else if (strcmp(c->format, "csv") && !c->train_images[0])
+        why = "[data] train_images is required for format = idx or npy";
+    else if (strcmp(c->format, "csv") && !c->train_labels[0] && strcmp(c->target, "input"))
+        why = "[data] train_labels is required unless target = input";
+    else if (!strcmp(c->target, "input") && !strcmp(c->loss, "cross_entropy"))
+        why = "[data] target = input (an autoencoder) needs [train] loss = mse, bce or bce_sum";
+    else if (!strcmp(c->target, "input") && !strcmp(c->format, "csv"))
+        why = "[data] target = input is for format = idx or npy";
     else if (c->nesterov && (c->momentum <= 0 || c->dampening != 0))
         why = "[optim] nesterov needs momentum > 0 and dampening = 0";
     else if (!strcmp(c->monitor, "val_acc") && strcmp(c->loss, "cross_entropy"))

@@ -16,6 +16,7 @@ typedef struct cfg {
     bool header;
     double val_fraction;
     char normalize[16];
+    char target[16]; /* labels | input (autoencoder) */
     int64_t batch_size;
     bool shuffle, drop_last, prefetch;
     int64_t crop_pad;

@@ -102,13 +102,21 @@ static bool add_layer(nb_ctx *ctx, const cfg *c, nb_module *m, char *tok, shape_
     nb_module *layer = NULL;
     if (a.bad)
         return err(c, tok, "bad arguments (numbers, then s=, p=, g=, d=)");
-    if (!strcmp(kind, "linear")) {
+    if (!strcmp(kind, "linear") || !strcmp(kind, "blinear")) {
         if (a.npos != 1 || a.pos[0] < 1)
             return err(c, tok, "needs a positive width (linear:512)");
         if (!to_flat(ctx, m, s))
             return false;
         snprintf(name, sizeof name, "fc%d", ++count[0]);
-        layer = nb_linear(ctx, name, s->f, a.pos[0], true);
+        layer = kind[0] == 'b' ? nb_binary_linear(ctx, name, s->f, a.pos[0], true)
+                               : nb_linear(ctx, name, s->f, a.pos[0], true);
+        s->f = a.pos[0];
+    } else if (!strcmp(kind, "gaussian")) {
+        if (a.npos != 1 || a.pos[0] < 1)
+            return err(c, tok, "needs a positive latent size (gaussian:20)");
+        if (!to_flat(ctx, m, s))
+            return false;
+        layer = nb_gaussian_layer(ctx, "latent", s->f, a.pos[0], 1.0);
         s->f = a.pos[0];
     } else if (!strcmp(kind, "conv") || !strcmp(kind, "resblock")) {
         bool conv = kind[0] == 'c';
@@ -181,9 +189,9 @@ static bool add_layer(nb_ctx *ctx, const cfg *c, nb_module *m, char *tok, shape_
     } else if (nb_act_from_name(kind) != NB_ACT_COUNT) {
         layer = nb_activation(ctx, NULL, nb_act_from_name(kind), arg ? strtod(arg, NULL) : 0);
     } else {
-        return err(c, tok, "unknown layer (linear:N, conv:OUT:K, maxpool:K, avgpool:K, gap, bn, gn:G, "
+        return err(c, tok, "unknown layer (linear:N, blinear:N, gaussian:Z, conv:OUT:K, maxpool:K, avgpool:K, gap, bn, gn:G, "
                            "ln, resblock:OUT, upsample:S, flatten, dropout:P, relu, leaky_relu:S, elu, "
-                           "sigmoid, tanh, gelu, gelu_tanh, silu, softplus, identity)");
+                           "sigmoid, tanh, gelu, gelu_tanh, silu, softplus, sign:CLIP, identity)");
     }
     return nb_sequential_add(ctx, m, layer) == NB_OK;
 }

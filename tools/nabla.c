@@ -64,6 +64,8 @@ static bool csv_opts_from(const cfg *c, nb_csv_opts *o)
     return true;
 }
 
+static bool autoencoder(const cfg *c) { return !strcmp(c->target, "input"); }
+
 static bool load_split(nb_ctx *ctx, const cfg *c, bool test, data *d)
 {
     d->x = d->y = NULL;
@@ -74,6 +76,8 @@ static bool load_split(nb_ctx *ctx, const cfg *c, bool test, data *d)
         return nb_csv_read(ctx, p, &o, &d->x, &d->y) == NB_OK;
     }
     d->x = read_any(ctx, c, test ? c->test_images : c->train_images);
+    if (autoencoder(c)) /* the input is the target */
+        return d->x != NULL;
     d->y = d->x ? read_any(ctx, c, test ? c->test_labels : c->train_labels) : NULL;
     if (d->x && d->y && d->y->shape[0] != d->x->shape[0]) {
         fprintf(stderr, "nabla: data: %s has %lld rows but %s has %lld\n",
@@ -86,7 +90,8 @@ static bool load_split(nb_ctx *ctx, const cfg *c, bool test, data *d)
 
 static bool has_test(const cfg *c)
 {
-    return !strcmp(c->format, "csv") ? c->test_csv[0] != 0 : (c->test_images[0] && c->test_labels[0]);
+    return !strcmp(c->format, "csv") ? c->test_csv[0] != 0
+                                     : (c->test_images[0] && (c->test_labels[0] || autoencoder(c)));
 }
 
 /* ---- the model: tools/model.c ---------------------------------------------------- */
@@ -96,20 +101,23 @@ static int64_t features(const nb_tensor *x) { return x->shape[0] ? nb_numel(x) /
 
 static nb_loss_kind loss_kind(const cfg *c)
 {
-    return !strcmp(c->loss, "mse") ? NB_LOSS_MSE : !strcmp(c->loss, "bce") ? NB_LOSS_BCE
-                                                                           : NB_LOSS_CROSS_ENTROPY;
+    return !strcmp(c->loss, "mse")       ? NB_LOSS_MSE
+           : !strcmp(c->loss, "bce")     ? NB_LOSS_BCE
+           : !strcmp(c->loss, "bce_sum") ? NB_LOSS_BCE_SUM
+                                         : NB_LOSS_CROSS_ENTROPY;
 }
 
 static nb_norm_kind norm_kind(const cfg *c)
 {
     return !strcmp(c->normalize, "global") ? NB_NORM_GLOBAL
-           : !strcmp(c->normalize, "feature") ? NB_NORM_FEATURE : NB_NORM_NONE;
+           : !strcmp(c->normalize, "feature") ? NB_NORM_FEATURE
+           : !strcmp(c->normalize, "range") ? NB_NORM_RANGE : NB_NORM_NONE;
 }
 
 /* Class ids must fit the model's outputs. */
 static bool labels_ok(const cfg *c, const nb_tensor *y, int64_t classes, const char *what)
 {
-    if (loss_kind(c) != NB_LOSS_CROSS_ENTROPY)
+    if (loss_kind(c) != NB_LOSS_CROSS_ENTROPY || !y)
         return true;
     for (int64_t i = 0; i < nb_numel(y); i++) {
         double v = nb_get(y, i);
@@ -170,6 +178,67 @@ static void on_epoch(const nb_epoch_info *e, void *user)
            e->epoch, e->epochs, e->train_loss, e->train_acc, e->val_loss, e->val_acc, e->lr,
            e->seconds, e->samples_per_s, e->improved ? "  *" : "");
     fflush(stdout);
+}
+
+/* ---- a VAE's pictures ---------------------------------------------------------- */
+/* For a model with a gaussian (VAE latent) layer trained on images, writes
+ * OUT/reconstructions.png (rows of 8 inputs above their reconstructions) and
+ * OUT/samples.png (64 decodings of z ~ N(0, 1)). Outputs are logits for the
+ * bce losses (shown through a sigmoid), values otherwise; shown over [0, 1]. */
+static nb_status write_vae_grids(nb_ctx *ctx, const cfg *c, nb_module *model, nb_loader *l,
+                                 const nb_tensor *x_all)
+{
+    int gi = -1;
+    for (int i = 0; i < nb_module_child_count(model); i++)
+        if (!strcmp(nb_module_kind(nb_module_child(model, i)), "gaussian"))
+            gi = i;
+    if (gi < 0 || !c->out[0] || x_all->ndim < 3)
+        return NB_OK;
+    int64_t H = x_all->shape[x_all->ndim - 2], W = x_all->shape[x_all->ndim - 1];
+    int64_t C = x_all->ndim == 4 ? x_all->shape[1] : 1;
+    bool logits = loss_kind(c) != NB_LOSS_MSE;
+    bool grad = nb_set_grad_enabled(ctx, false);
+    nb_module_train(model, false);
+    nb_arena_reset(ctx);
+    nb_tensor *x = NULL;
+    nb_status st = nb_loader_start(ctx, l, 0);
+    if (st == NB_OK)
+        st = nb_loader_next(ctx, l, &x, NULL);
+    char path[CFG_PATH + 32];
+    if (st == NB_OK && x && x->shape[0] >= 32) {
+        int64_t four[4] = {32, C, H, W};
+        nb_tensor *in = nb_slice(ctx, nb_reshape(ctx, x, 4, (int64_t[]){x->shape[0], C, H, W}), 0, 0, 32, 1);
+        nb_tensor *rec = nb_module_forward(ctx, model, in);
+        nb_take_added_loss(ctx);
+        rec = logits ? nb_sigmoid(ctx, rec) : rec;
+        rec = rec ? nb_reshape(ctx, rec, 4, four) : NULL;
+        nb_tensor *rows[8];
+        for (int r = 0; r < 4 && rec; r++) { /* inputs, then their reconstructions */
+            rows[2 * r] = nb_slice(ctx, in, 0, 8 * r, 8 * r + 8, 1);
+            rows[2 * r + 1] = nb_slice(ctx, rec, 0, 8 * r, 8 * r + 8, 1);
+        }
+        nb_tensor *grid = rec ? nb_concat(ctx, 8, rows, 0) : NULL;
+        snprintf(path, sizeof path, "%s/reconstructions.png", c->out);
+        st = grid ? nb_save_image_grid(ctx, path, grid, 8, 0, 1) : nb_last_status(ctx);
+    }
+    if (st == NB_OK) {
+        nb_module *g = nb_module_child(model, gi);
+        nb_tensor *mu = nb_module_find(ctx, g, "mu.bias");
+        int64_t zs[2] = {64, mu ? nb_numel(mu) : 0};
+        nb_tensor *z = nb_empty(ctx, NB_F32, 2, zs);
+        st = z ? nb_fill_normal(ctx, z, 0, 1) : nb_last_status(ctx);
+        for (int i = gi + 1; st == NB_OK && i < nb_module_child_count(model); i++)
+            z = nb_module_forward(ctx, nb_module_child(model, i), z);
+        z = logits && z ? nb_sigmoid(ctx, z) : z;
+        z = z ? nb_reshape(ctx, z, 4, (int64_t[]){64, C, H, W}) : NULL;
+        snprintf(path, sizeof path, "%s/samples.png", c->out);
+        if (st == NB_OK)
+            st = z ? nb_save_image_grid(ctx, path, z, 8, 0, 1) : nb_last_status(ctx);
+    }
+    nb_set_grad_enabled(ctx, grad);
+    if (st == NB_OK)
+        printf("wrote %s/reconstructions.png and %s/samples.png\n", c->out, c->out);
+    return st;
 }
 
 /* ---- commands ---------------------------------------------------------------- */
@@ -370,6 +439,10 @@ static int cmd_train(int argc, char **argv)
         fail(ctx, "test");
         goto out;
     }
+    if (write_vae_grids(ctx, &c, model, lte ? lte : (lval ? lval : ltr), te.x ? te.x : tr.x) != NB_OK) {
+        fail(ctx, "images");
+        goto out;
+    }
     if (res.stopped_early)
         printf("early stop after epoch %d (best epoch %d)\n", res.epochs_run, res.best_epoch);
     if (lte)
@@ -447,7 +520,7 @@ static int cmd_eval_predict(int argc, char **argv, bool predict)
         goto out;
     }
     if (norm.kind != NB_NORM_NONE) {
-        int64_t k = norm.kind == NB_NORM_GLOBAL ? 1 : features(d.x);
+        int64_t k = norm.kind == NB_NORM_FEATURE ? features(d.x) : 1;
         norm.mean = nb_buffer(ctx, NB_F32, 1, &k);
         norm.std = nb_buffer(ctx, NB_F32, 1, &k);
     }

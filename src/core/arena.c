@@ -37,6 +37,7 @@ void nb__arena_free_all(nb_ctx *ctx)
     ctx->arena_cap = 0;
     ctx->tape = NULL;
     ctx->tape_len = 0;
+    ctx->added_loss = NULL;
 }
 
 void *nb__arena_alloc(nb_ctx *ctx, size_t size)
@@ -123,6 +124,7 @@ void nb_arena_reset(nb_ctx *ctx)
         return;
     ctx->tape = NULL;
     ctx->tape_len = 0;
+    ctx->added_loss = NULL;
     if (ctx->chunks && ctx->chunks->next) {
         /* the step spilled: merge into one chunk of the total size */
         size_t total = ctx->arena_cap;
@@ -154,6 +156,7 @@ void nb_arena_rewind(nb_ctx *ctx, nb_arena_mark m)
 {
     if (!ctx)
         return;
+    ctx->added_loss = NULL; /* may live above the mark */
     while (ctx->tape && ctx->tape_len > m.tape_len_) {
         ctx->tape = ctx->tape->prev;
         ctx->tape_len--;

@@ -84,6 +84,7 @@ struct nb_ctx {
     /* persistent tensors */
     nb_tensor *persist;
     nb_rng rng;
+    nb_tensor *added_loss; /* nb_add_loss's pending sum (a step tensor) */
     int nthreads;
     bool grad_enabled;
     nb_status err;

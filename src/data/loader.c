@@ -57,7 +57,7 @@ nb_status nb_norm_fit(nb_ctx *ctx, const nb_tensor *x, const int64_t *idx, int64
         return ctx->err;
     if (n < 1)
         return nb__err(ctx, NB_ERR_ARG, "norm_fit: no rows to fit on");
-    int64_t D = row_elems(x), k = kind == NB_NORM_GLOBAL ? 1 : D;
+    int64_t D = row_elems(x), k = kind == NB_NORM_FEATURE ? D : 1;
     out->mean = nb_buffer(ctx, NB_F32, 1, &k);
     out->std = nb_buffer(ctx, NB_F32, 1, &k);
     double *sum = nb__heap_alloc(ctx, sizeof(double) * (size_t)(2 * k));
@@ -69,6 +69,21 @@ nb_status nb_norm_fit(nb_ctx *ctx, const nb_tensor *x, const int64_t *idx, int64
     double *sq = sum + k;
     memset(sum, 0, sizeof(double) * (size_t)(2 * k));
     size_t es = nb__esize(x->dtype);
+    if (kind == NB_NORM_RANGE) { /* mean = min, std = max - min: (x - min) / range in [0, 1] */
+        double lo = INFINITY, hi = -INFINITY;
+        for (int64_t i = 0; i < n; i++) {
+            const char *row = (const char *)x->data + (idx ? idx[i] : i) * D * (int64_t)es;
+            for (int64_t j = 0; j < D; j++) {
+                double v = nb__load(x->dtype, row + j * (int64_t)es);
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+            }
+        }
+        ((float *)out->mean->data)[0] = (float)lo;
+        ((float *)out->std->data)[0] = hi - lo < 1e-8 ? 1.0f : (float)(hi - lo);
+        nb__heap_free(ctx, sum);
+        return NB_OK;
+    }
     /* two passes (mean, then squared deviations) for accuracy */
     for (int pass = 0; pass < 2; pass++)
         for (int64_t i = 0; i < n; i++) {
@@ -257,7 +272,7 @@ static void fill(nb_loader *l, int64_t b, int s)
     float *dst = l->xb[s]->data;
     const nb_norm *nm = l->norm && l->norm->kind != NB_NORM_NONE ? l->norm : NULL;
     const float *mean = nm ? nm->mean->data : NULL, *sd = nm ? nm->std->data : NULL;
-    bool global = nm && nm->kind == NB_NORM_GLOBAL;
+    bool global = nm && nm->kind != NB_NORM_FEATURE;
     for (int64_t r = 0; r < rows; r++) {
         int64_t src = l->order[start + r];
         const char *row = (const char *)x->data + src * l->D * (int64_t)es;
@@ -373,7 +388,7 @@ nb_loader *nb_loader_new(nb_ctx *ctx, const nb_tensor *x, const nb_tensor *y, co
         }
     }
     if (norm && norm->kind != NB_NORM_NONE &&
-        (!norm->mean || !norm->std || nb__numel(norm->mean) != (norm->kind == NB_NORM_GLOBAL ? 1 : D))) {
+        (!norm->mean || !norm->std || nb__numel(norm->mean) != (norm->kind == NB_NORM_FEATURE ? D : 1))) {
         nb__err(ctx, NB_ERR_SHAPE, "loader: normalisation does not match %lld features", (long long)D);
         return NULL;
     }

@@ -1,6 +1,8 @@
 /* The basic layers.
  *   linear      y = x W^T + b, W [out, in] (torch.nn.Linear's layout), on the
  *               last dim of x, by the fused linear op (src/ops/linear.c)
+ *   binary_linear  y = x sign(W)^T + b, sign by the straight-through estimator
+ *               (BinaryConnect: W stays real-valued and takes the gradient)
  *   activation  y = f(x) for the activations of src/ops/unary.c
  *   dropout     inverted dropout in training mode, identity in evaluation
  *   flatten     [N, d1, d2, ...] -> [N, d1 d2 ...]
@@ -49,12 +51,27 @@ nb_module *nb_linear(nb_ctx *ctx, const char *name, int64_t in, int64_t out, boo
     return m;
 }
 
+static nb_tensor *binary_linear_fwd(nb_ctx *ctx, nb_module *m, nb_tensor *x)
+{
+    return nb_linear_op(ctx, x, nb_sign_ste(ctx, m->t[0], 0), m->n_t > 1 ? m->t[1] : NULL);
+}
+
+nb_module *nb_binary_linear(nb_ctx *ctx, const char *name, int64_t in, int64_t out, bool bias)
+{
+    nb_module *m = nb_linear(ctx, name, in, out, bias);
+    if (m) {
+        m->kind = "binary_linear";
+        m->forward = binary_linear_fwd;
+    }
+    return m;
+}
+
 /* ---- activations ------------------------------------------------------- */
 static const char *const act_names[NB_ACT_COUNT] = {
     [NB_ACT_RELU] = "relu",       [NB_ACT_LEAKY_RELU] = "leaky_relu", [NB_ACT_ELU] = "elu",
     [NB_ACT_SIGMOID] = "sigmoid", [NB_ACT_TANH] = "tanh",             [NB_ACT_GELU] = "gelu",
     [NB_ACT_GELU_TANH] = "gelu_tanh", [NB_ACT_SILU] = "silu",         [NB_ACT_SOFTPLUS] = "softplus",
-    [NB_ACT_IDENTITY] = "identity",
+    [NB_ACT_IDENTITY] = "identity", [NB_ACT_SIGN] = "sign",
 };
 
 nb_act nb_act_from_name(const char *name)
@@ -77,6 +94,7 @@ static nb_tensor *act_fwd(nb_ctx *ctx, nb_module *m, nb_tensor *x)
     case NB_ACT_GELU_TANH: return nb_gelu_tanh(ctx, x);
     case NB_ACT_SILU: return nb_silu(ctx, x);
     case NB_ACT_SOFTPLUS: return nb_softplus(ctx, x, 1.0, 20.0);
+    case NB_ACT_SIGN: return nb_sign_ste(ctx, x, p);
     default: return x;
     }
 }
@@ -91,7 +109,8 @@ nb_module *nb_activation(nb_ctx *ctx, const char *name, nb_act act, double param
     if (!m)
         return NULL;
     m->i[0] = act;
-    /* the parameter of leaky_relu (slope) and elu (alpha); torch's defaults for 0 */
+    /* the parameter of leaky_relu (slope), elu (alpha) and sign (the STE's
+     * clip); torch's defaults (and clip 1, hardtanh's gradient) for 0 */
     m->f[0] = param != 0 ? param : (act == NB_ACT_LEAKY_RELU ? 0.01 : 1.0);
     return m;
 }

@@ -159,4 +159,17 @@ bool nb__check_float(nb_ctx *ctx, const char *op, const nb_tensor *a, const nb_t
 
 #define NB__KERNS(NAME) { NAME##_f32, NAME##_f64 }
 
+/* A whole unary op from its two expressions: kernels, the nb__ew_def
+ * `name##_def`, and nb__<name>_backward. */
+#define NB__UNARY_OP(name, ID, FWD, BWD)                                                \
+    NB__UNARY_FWD(name##_fwd, FWD)                                                      \
+    NB__UNARY_BWD(name##_bwd, BWD)                                                      \
+    static const nb__ew_def name##_def = {.op = NB__OP_##ID,                            \
+                                          .fwd = NB__KERNS(name##_fwd),                 \
+                                          .bwd = {NB__KERNS(name##_bwd), {0, 0}}};      \
+    nb_status nb__##name##_backward(nb_ctx *ctx, nb__node *n)                           \
+    {                                                                                   \
+        return nb__unary_backward(ctx, n, &name##_def);                                 \
+    }
+
 #endif

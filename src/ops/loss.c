@@ -180,3 +180,30 @@ nb_tensor *nb_bce_with_logits(nb_ctx *ctx, nb_tensor *logits, nb_tensor *target,
 {
     return loss(ctx, "bce_with_logits", L_BCE, logits, target, r, 0, 1);
 }
+
+/* ---- loss terms added by layers (a VAE's KL) --------------------------------- */
+nb_status nb_add_loss(nb_ctx *ctx, nb_tensor *t)
+{
+    if (!ctx)
+        return NB_ERR_NULL;
+    if (!t)
+        return ctx->err != NB_OK ? ctx->err : nb__err(ctx, NB_ERR_NULL, "add_loss: the term is NULL");
+    if (nb__numel(t) != 1 || !nb__is_float(t->dtype))
+        return nb__err(ctx, NB_ERR_SHAPE, "add_loss: the term must be a float scalar, got %lld elements",
+                       (long long)nb__numel(t));
+    nb_tensor *s = ctx->added_loss ? nb_add(ctx, ctx->added_loss, nb_reshape(ctx, t, 0, NULL))
+                                   : nb_reshape(ctx, t, 0, NULL);
+    if (!s)
+        return ctx->err;
+    ctx->added_loss = s;
+    return NB_OK;
+}
+
+nb_tensor *nb_take_added_loss(nb_ctx *ctx)
+{
+    if (!ctx)
+        return NULL;
+    nb_tensor *s = ctx->added_loss;
+    ctx->added_loss = NULL;
+    return s;
+}

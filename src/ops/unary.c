@@ -26,16 +26,7 @@
  */
 #include "ops/ew.h"
 
-#define UNARY_OP(name, ID, FWD, BWD)                                                    \
-    NB__UNARY_FWD(name##_fwd, FWD)                                                      \
-    NB__UNARY_BWD(name##_bwd, BWD)                                                      \
-    static const nb__ew_def name##_def = {.op = NB__OP_##ID,                            \
-                                          .fwd = NB__KERNS(name##_fwd),                 \
-                                          .bwd = {NB__KERNS(name##_bwd), {0, 0}}};      \
-    nb_status nb__##name##_backward(nb_ctx *ctx, nb__node *n)                           \
-    {                                                                                   \
-        return nb__unary_backward(ctx, n, &name##_def);                                 \
-    }
+#define UNARY_OP NB__UNARY_OP
 
 #define SIGM(v) ((v) >= 0 ? (E)1 / ((E)1 + exp(-(v))) : exp(v) / ((E)1 + exp(v)))
 #define INV_SQRT2 0.70710678118654752440

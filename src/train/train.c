@@ -30,19 +30,34 @@ nb_train_opts nb_train_opts_default(void)
     return o;
 }
 
-/* The batch loss; float targets are reshaped to the output when only the
- * shape's spelling differs ([B] against [B, 1]). */
-static nb_tensor *loss_of(nb_ctx *ctx, nb_loss_kind k, nb_tensor *out, nb_tensor *y)
+/* The batch loss plus the terms layers added (nb_add_loss). Float targets
+ * are reshaped to the output when only the shape's spelling differs ([B]
+ * against [B, 1]); without targets (y NULL) the input x is the target. */
+static nb_tensor *loss_of(nb_ctx *ctx, nb_loss_kind k, nb_tensor *out, nb_tensor *x, nb_tensor *y)
 {
-    if (!out || !y)
+    nb_tensor *extra = nb_take_added_loss(ctx), *l;
+    if (!out)
         return NULL;
-    if (k == NB_LOSS_CROSS_ENTROPY)
-        return nb_cross_entropy(ctx, out, y, NULL);
-    if (nb__numel(out) == nb__numel(y) && (out->ndim != y->ndim ||
-                                            memcmp(out->shape, y->shape, sizeof(int64_t) * (size_t)y->ndim)))
-        y = nb_reshape(ctx, y, out->ndim, out->shape);
-    return k == NB_LOSS_MSE ? nb_mse_loss(ctx, out, y, NB_REDUCE_MEAN)
-                            : nb_bce_with_logits(ctx, out, y, NB_REDUCE_MEAN);
+    if (!y && k == NB_LOSS_CROSS_ENTROPY) {
+        nb__err(ctx, NB_ERR_ARG, "train: cross-entropy needs class ids, and the loader has no targets");
+        return NULL;
+    }
+    y = y ? y : x;
+    if (k == NB_LOSS_CROSS_ENTROPY) {
+        l = nb_cross_entropy(ctx, out, y, NULL);
+    } else {
+        if (nb__numel(out) == nb__numel(y) &&
+            (out->ndim != y->ndim || memcmp(out->shape, y->shape, sizeof(int64_t) * (size_t)y->ndim)))
+            y = nb_reshape(ctx, y, out->ndim, out->shape);
+        if (k == NB_LOSS_MSE)
+            l = nb_mse_loss(ctx, out, y, NB_REDUCE_MEAN);
+        else if (k == NB_LOSS_BCE)
+            l = nb_bce_with_logits(ctx, out, y, NB_REDUCE_MEAN);
+        else /* summed over each row, mean over rows */
+            l = nb_mul_scalar(ctx, nb_bce_with_logits(ctx, out, y, NB_REDUCE_SUM),
+                              1.0 / (double)out->shape[0]);
+    }
+    return extra && l ? nb_add(ctx, nb_reshape(ctx, l, 0, NULL), extra) : l;
 }
 
 /* Correct top-1 and top-k predictions of logits [B, C] against ids [B]. */
@@ -84,7 +99,7 @@ nb_status nb_evaluate(nb_ctx *ctx, nb_module *model, nb_loader *data, nb_loss_ki
         if (st != NB_OK || !x)
             break;
         nb_tensor *out = nb_module_forward(ctx, model, x);
-        nb_tensor *l = loss_of(ctx, loss, out, y);
+        nb_tensor *l = loss_of(ctx, loss, out, x, y);
         if (!l) {
             st = ctx->err;
             break;
@@ -236,7 +251,7 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
             if (st != NB_OK || !x)
                 break;
             nb_tensor *out = nb_module_forward(ctx, model, x);
-            nb_tensor *l = loss_of(ctx, o.loss, out, y);
+            nb_tensor *l = loss_of(ctx, o.loss, out, x, y);
             if (!l) {
                 st = ctx->err;
                 break;
