@@ -740,6 +740,13 @@ nb_status nb_module_params(nb_ctx *ctx, nb_module *m, nb_param_list *out);
 void nb_param_list_free(nb_ctx *ctx, nb_param_list *l);
 nb_tensor *nb_module_find(nb_ctx *ctx, nb_module *m, const char *name); /* NULL: absent */
 int64_t nb_module_param_count(nb_module *m); /* elements of trainable parameters */
+/* Freezes (or unfreezes) the trainable parameters whose registry name
+ * matches one of the comma-separated fnmatch patterns ("fc1.*,conv*"): a
+ * frozen parameter does not require grad, so it gets no gradient and the
+ * optimizer leaves it. Returns the number of parameters matched (>= 0) or a
+ * negative status; a pattern that matches nothing is an NB_ERR_ARG error
+ * naming it. */
+int nb_module_freeze(nb_ctx *ctx, nb_module *m, const char *patterns, bool frozen);
 /* Re-initialises every parameter: weights with w, biases with b (NULL:
  * each layer's default, which is PyTorch's). */
 nb_status nb_module_init(nb_ctx *ctx, nb_module *m, const nb_init *w, const nb_init *b);
@@ -934,116 +941,6 @@ int64_t nb_loader_rows(const nb_loader *l);
 nb_status nb_loader_seek(nb_ctx *ctx, nb_loader *l, int64_t b);
 
 /* ------------------------------------------------------------------------ */
-/* Training (src/train).                                                    */
-/* ------------------------------------------------------------------------ */
-typedef enum nb_loss_kind {
-    NB_LOSS_CROSS_ENTROPY = 0, /* logits [B, C], class ids [B] */
-    NB_LOSS_MSE,               /* predictions and targets of one shape */
-    NB_LOSS_BCE,               /* logits and 0/1 targets of one shape */
-    NB_LOSS_BCE_SUM,           /* BCE summed over each row, mean over rows: nats per sample (VAE) */
-    NB_LOSS_COUNT
-} nb_loss_kind;
-
-typedef struct nb_epoch_info {
-    int epoch;          /* 1-based */
-    int epochs;
-    double train_loss, train_acc;
-    double val_loss, val_acc, val_topk; /* NAN without validation rows */
-    double lr, seconds, samples_per_s;
-    bool improved;      /* best monitored value so far */
-} nb_epoch_info;
-
-typedef struct nb_step_info {
-    int epoch, epochs;   /* 1-based */
-    int64_t batch, batches; /* batch is 1-based within the epoch */
-    int64_t step;        /* optimizer steps so far */
-    double loss, lr, seconds, samples_per_s;
-} nb_step_info;
-
-typedef struct nb_train_opts {
-    int epochs;                 /* default 10 */
-    nb_loss_kind loss;
-    int accum_steps;            /* micro-batches per optimizer step; default 1 */
-    double clip_norm;           /* > 0: clip gradients to this global norm */
-    double clip_value;          /* > 0: clamp gradients */
-    bool sched_per_batch;       /* step the schedule after every optimizer step
-                                   instead of every epoch (onecycle, warmup) */
-    int patience;               /* early stopping: epochs without improvement; 0 off */
-    double min_delta;           /* improvement needed */
-    bool monitor_acc;           /* monitor validation accuracy (else loss) */
-    bool restore_best;          /* end with the best epoch's weights */
-    int top_k;                  /* also report top-k accuracy when > 1 */
-    int64_t eval_batch;         /* batch size for evaluation; default 256 */
-    const char *out_dir;        /* run folder: log.csv, best/last.safetensors; NULL: none */
-    const char *config_text;    /* stored in checkpoints' metadata */
-    const char *resume;         /* checkpoint to continue from; NULL: start fresh */
-    void (*on_step)(const nb_step_info *info, void *user);
-    void (*on_epoch)(const nb_epoch_info *info, void *user);
-    void *user;
-} nb_train_opts;
-
-typedef struct nb_train_result {
-    int epochs_run;             /* the last epoch trained (1-based) */
-    int best_epoch;
-    bool stopped_early;
-    double train_loss, val_loss, val_acc, best_metric;
-    double samples_per_s;       /* training samples per second, all epochs */
-} nb_train_result;
-
-nb_train_opts nb_train_opts_default(void);
-/* Trains model with opt (and sched, may be NULL) on the train loader,
- * evaluating on val (may be NULL) after each epoch; norm is saved in the
- * checkpoints so evaluation can apply it. A loader without targets (y NULL)
- * makes an autoencoder: each batch's target is its input, reshaped to the
- * output (loss mse, bce or bce_sum). Loss terms that layers add with
- * nb_add_loss (a VAE's KL) are part of the loss minimised and reported. */
-nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched,
-                   nb_loader *train, nb_loader *val, const nb_norm *norm,
-                   const nb_train_opts *opts, nb_train_result *res);
-
-typedef struct nb_eval_result {
-    double loss, acc, topk; /* acc and topk NAN unless the loss is cross-entropy */
-    int64_t rows;
-} nb_eval_result;
-/* Mean loss and accuracy over one pass of the loader, in evaluation mode
- * without recording. */
-nb_status nb_evaluate(nb_ctx *ctx, nb_module *model, nb_loader *data, nb_loss_kind loss,
-                      int top_k, nb_eval_result *res);
-
-/* Checkpoints: the model's parameters and buffers under their names, the
- * optimizer's state under "optim.<name>.<state>", the normalisation under
- * "norm.mean"/"norm.std", and metadata (format, epoch, step, generator and
- * schedule state, best metric, config). Written atomically. */
-typedef struct nb_ckpt_info {
-    int64_t epoch, step;   /* completed */
-    double best_metric;
-    int best_epoch, bad_epochs;
-} nb_ckpt_info;
-nb_status nb_checkpoint_save(nb_ctx *ctx, const char *path, nb_module *model, nb_optim *opt,
-                             nb_sched *sched, const nb_norm *norm, const nb_ckpt_info *info,
-                             const char *config_text);
-/* Loads what the file has for each given object (opt, sched, norm, info may
- * be NULL). Every model tensor must be present with its shape, unless
- * `partial`: then tensors absent or of another shape are skipped and listed
- * in *skipped (a heap string, free with nb_free_string; may be NULL). */
-nb_status nb_checkpoint_load(nb_ctx *ctx, const char *path, nb_module *model, nb_optim *opt,
-                             nb_sched *sched, nb_norm *norm, nb_ckpt_info *info, bool partial,
-                             char **skipped);
-void nb_free_string(nb_ctx *ctx, char *s);
-
-/* ------------------------------------------------------------------------ */
-/* Images (src/io/png.c): PNG grids of samples, written with zlib.          */
-/* ------------------------------------------------------------------------ */
-/* Writes x ([N, H, W] or [N, 1, H, W]: gray; [N, 3, H, W]: RGB; F32 or F64,
- * any strides) as one 8-bit PNG: a grid of `cols` columns (<= 0:
- * ceil(sqrt(N)); at most N) with 1 pixel of black between and around the
- * images; values lo..hi map to 0..255 (rounded, clamped, NaN to 0). Written
- * atomically. Errors: NB_ERR_SHAPE (layout), NB_ERR_DTYPE, NB_ERR_ARG (empty,
- * bounds, too large), NB_ERR_IO. */
-nb_status nb_save_image_grid(nb_ctx *ctx, const char *path, const nb_tensor *x, int cols,
-                             double lo, double hi);
-
-/* ------------------------------------------------------------------------ */
 /* Diagnostics (src/diag): alarms, and sample diversity for generative     */
 /* models.                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -1135,6 +1032,170 @@ void nb_collapse_free(nb_ctx *ctx, nb_collapse *d);
  * `alarms` (may be NULL). */
 nb_status nb_collapse_check(nb_ctx *ctx, nb_collapse *d, const nb_diversity *now, int epoch,
                             int64_t step, nb_alarms *alarms, bool *collapsed, bool *alarmed);
+
+/* ------------------------------------------------------------------------ */
+/* Training (src/train).                                                    */
+/* ------------------------------------------------------------------------ */
+typedef enum nb_loss_kind {
+    NB_LOSS_CROSS_ENTROPY = 0, /* logits [B, C], class ids [B] */
+    NB_LOSS_MSE,               /* predictions and targets of one shape */
+    NB_LOSS_BCE,               /* logits and 0/1 targets of one shape */
+    NB_LOSS_BCE_SUM,           /* BCE summed over each row, mean over rows: nats per sample (VAE) */
+    NB_LOSS_COUNT
+} nb_loss_kind;
+
+typedef struct nb_epoch_info {
+    int epoch;          /* 1-based */
+    int epochs;
+    double train_loss, train_acc;
+    double val_loss, val_acc, val_topk; /* NAN without validation rows */
+    double lr, seconds, samples_per_s;
+    bool improved;      /* best monitored value so far */
+} nb_epoch_info;
+
+typedef struct nb_step_info {
+    int epoch, epochs;   /* 1-based */
+    int64_t batch, batches; /* batch is 1-based within the epoch */
+    int64_t step;        /* optimizer steps so far */
+    double loss, lr, seconds, samples_per_s;
+} nb_step_info;
+
+/* Diagnostics during training (src/diag/watch.c), written to the run folder
+ * when out_dir is set:
+ *   steps.csv   step,epoch,loss,lr,grad_norm            every optimizer step
+ *   params.csv  step,epoch,name,grad_norm,weight_norm,update_ratio     every `every` steps,
+ *               one row per trainable parameter (update_ratio = |w_new - w_old| / |w_old|)
+ *   acts.csv    step,epoch,layer,kind,mean,std,dead_frac,sat_frac       every `every` steps,
+ *               one row per layer output inside a sequential (dead_frac: ReLU units zero
+ *               for the whole batch; sat_frac: sigmoid outputs < 0.01 or > 0.99, tanh |y| > 0.99)
+ *   hist.csv    step,epoch,name,what,lo,hi,counts       every `hist_every` steps; what is
+ *               weight or grad; counts: hist_bins integers separated by spaces, equal bins over [lo, hi]
+ *   alarms.csv  the alarm log (nb_alarms_new)
+ * Alarms (each with its action; NB_ACTION_SKIP skips the optimizer step,
+ * NB_ACTION_STOP saves last.safetensors and ends training, nb_train returning
+ * NB_ERR_NUMERIC for a non-finite value and NB_OK otherwise):
+ *   nonfinite   NaN/Inf in the loss or the gradients (checked every step); with
+ *               trace_nonfinite the alarm names the first op (forward or backward)
+ *               that produced one, and its layer
+ *   vanishing   a weight's gradient norm below vanish_ratio x the last weight's
+ *               (the output layer) for vanish_patience statistics checks in a row
+ *   exploding   the total gradient norm above explode_norm, or above explode_growth
+ *               x its median over the last spike_window steps
+ *   loss_spike  the loss more than spike_z standard deviations above the mean of
+ *               the last spike_window steps */
+typedef struct nb_diag_opts {
+    int64_t every;          /* per-layer statistics (and vanishing checks) every N steps; 0 off */
+    int64_t hist_every;     /* histograms every N steps; 0 off */
+    int hist_bins;          /* default 30 */
+    double vanish_ratio;    /* default 1e-4 */
+    int vanish_patience;    /* default 3 */
+    double explode_norm;    /* default 1e4 */
+    double explode_growth;  /* default 100 */
+    double spike_z;         /* default 8; 0 off */
+    int spike_window;       /* default 100 */
+    nb_alarm_action action[NB_ALARM_COUNT]; /* default warn, nonfinite stop */
+    bool trace_nonfinite;   /* default true */
+    bool echo;              /* alarms also on stderr; default true */
+} nb_diag_opts;
+nb_diag_opts nb_diag_opts_default(void);
+
+typedef struct nb_train_opts {
+    int epochs;                 /* default 10 */
+    nb_loss_kind loss;
+    int accum_steps;            /* micro-batches per optimizer step; default 1 */
+    double clip_norm;           /* > 0: clip gradients to this global norm */
+    double clip_value;          /* > 0: clamp gradients */
+    bool sched_per_batch;       /* step the schedule after every optimizer step
+                                   instead of every epoch (onecycle, warmup) */
+    int patience;               /* early stopping: epochs without improvement; 0 off */
+    double min_delta;           /* improvement needed */
+    bool monitor_acc;           /* monitor validation accuracy (else loss) */
+    bool restore_best;          /* end with the best epoch's weights */
+    int top_k;                  /* also report top-k accuracy when > 1 */
+    int64_t eval_batch;         /* batch size for evaluation; default 256 */
+    const char *out_dir;        /* run folder: log.csv, best/last.safetensors; NULL: none */
+    const char *config_text;    /* stored in checkpoints' metadata */
+    const char *resume;         /* checkpoint to continue from; NULL: start fresh */
+    nb_diag_opts diag;          /* statistics, histograms and alarms */
+    nb_alarms *alarms;          /* where alarms go, with its own actions (diag.action is then
+                                   unused); NULL: nb_train makes one (out_dir/alarms.csv) */
+    void (*on_step)(const nb_step_info *info, void *user);
+    void (*on_epoch)(const nb_epoch_info *info, void *user);
+    void *user;
+} nb_train_opts;
+
+typedef struct nb_train_result {
+    int epochs_run;             /* the last epoch trained (1-based) */
+    int best_epoch;
+    bool stopped_early;
+    double train_loss, val_loss, val_acc, best_metric;
+    double samples_per_s;       /* training samples per second, all epochs */
+    bool stopped_by_alarm;      /* an alarm with NB_ACTION_STOP ended training */
+    int64_t skipped_steps;      /* optimizer steps skipped by alarms */
+    int alarms;                 /* alarms raised */
+} nb_train_result;
+
+nb_train_opts nb_train_opts_default(void);
+/* Trains model with opt (and sched, may be NULL) on the train loader,
+ * evaluating on val (may be NULL) after each epoch; norm is saved in the
+ * checkpoints so evaluation can apply it. A loader without targets (y NULL)
+ * makes an autoencoder: each batch's target is its input, reshaped to the
+ * output (loss mse, bce or bce_sum). Loss terms that layers add with
+ * nb_add_loss (a VAE's KL) are part of the loss minimised and reported. */
+nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched,
+                   nb_loader *train, nb_loader *val, const nb_norm *norm,
+                   const nb_train_opts *opts, nb_train_result *res);
+
+typedef struct nb_eval_result {
+    double loss, acc, topk; /* acc and topk NAN unless the loss is cross-entropy */
+    int64_t rows;
+} nb_eval_result;
+/* Mean loss and accuracy over one pass of the loader, in evaluation mode
+ * without recording. */
+nb_status nb_evaluate(nb_ctx *ctx, nb_module *model, nb_loader *data, nb_loss_kind loss,
+                      int top_k, nb_eval_result *res);
+
+/* Checkpoints: the model's parameters and buffers under their names, the
+ * optimizer's state under "optim.<name>.<state>", the normalisation under
+ * "norm.mean"/"norm.std", and metadata (format, epoch, step, generator and
+ * schedule state, best metric, config). Written atomically. */
+typedef struct nb_ckpt_info {
+    int64_t epoch, step;   /* completed */
+    double best_metric;
+    int best_epoch, bad_epochs;
+} nb_ckpt_info;
+nb_status nb_checkpoint_save(nb_ctx *ctx, const char *path, nb_module *model, nb_optim *opt,
+                             nb_sched *sched, const nb_norm *norm, const nb_ckpt_info *info,
+                             const char *config_text);
+/* Loads what the file has for each given object (opt, sched, norm, info may
+ * be NULL). Every model tensor must be present with its shape, unless
+ * `partial`: then tensors absent or of another shape are skipped and listed
+ * in *skipped (a heap string, free with nb_free_string; may be NULL). */
+nb_status nb_checkpoint_load(nb_ctx *ctx, const char *path, nb_module *model, nb_optim *opt,
+                             nb_sched *sched, nb_norm *norm, nb_ckpt_info *info, bool partial,
+                             char **skipped);
+void nb_free_string(nb_ctx *ctx, char *s);
+
+/* The reproducibility manifest (src/train/manifest.c): a JSON object with
+ * nabla's version, the compiler and build flags, the BLAS library (its
+ * config string) and thread count, nabla's thread count, the seed, the host
+ * name and OS, the time, and the config text. nb_train writes it to
+ * out_dir/manifest.json and puts it in every checkpoint's metadata
+ * ("manifest"). A heap string; free with nb_free_string. */
+char *nb_manifest_json(nb_ctx *ctx, uint64_t seed, const char *config_text);
+
+/* ------------------------------------------------------------------------ */
+/* Images (src/io/png.c): PNG grids of samples, written with zlib.          */
+/* ------------------------------------------------------------------------ */
+/* Writes x ([N, H, W] or [N, 1, H, W]: gray; [N, 3, H, W]: RGB; F32 or F64,
+ * any strides) as one 8-bit PNG: a grid of `cols` columns (<= 0:
+ * ceil(sqrt(N)); at most N) with 1 pixel of black between and around the
+ * images; values lo..hi map to 0..255 (rounded, clamped, NaN to 0). Written
+ * atomically. Errors: NB_ERR_SHAPE (layout), NB_ERR_DTYPE, NB_ERR_ARG (empty,
+ * bounds, too large), NB_ERR_IO. */
+nb_status nb_save_image_grid(nb_ctx *ctx, const char *path, const nb_tensor *x, int cols,
+                             double lo, double hi);
+
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config libopenblas-dev libcmocka-dev zlib1g-dev \
 libjansson-dev libinih-dev libomp-dev clang valgrind python3 python3-numpy python3-torch \
-dataset-fashion-mnist"
+dataset-fashion-mnist chromium"
 if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
         echo "install-deps: need root or sudo to install: $PKGS" >&2; exit 1; fi

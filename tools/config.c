@@ -47,6 +47,8 @@ static const entry schema[] = {
     D("data", "erase_p", erase_p, 0, 1),
     S("model", "layers", layers, NULL),
     S("model", "init", init, "default|xavier_uniform|xavier_normal|kaiming_uniform|kaiming_normal|orthogonal"),
+    S("model", "init_from", init_from, NULL),
+    S("model", "freeze", freeze, NULL),
     S("optim", "name", optim, "sgd|adam|adamw|rmsprop|adagrad"),
     DF("optim", "lr", lr, 0, 1e6, lr_set),
     DF("optim", "weight_decay", weight_decay, 0, 1e6, wd_set),
@@ -97,6 +99,29 @@ static const entry schema[] = {
     S("train", "out", out, NULL),
     S("train", "resume", resume, NULL),
     S("train", "progress", progress, "auto|bar|lines|none"),
+    D("train", "memory_limit_mb", memory_limit_mb, 0, 1e9),
+    I("diag", "every", diag_every, 0, 1e12),
+    I("diag", "hist_every", hist_every, 0, 1e12),
+    I("diag", "hist_bins", hist_bins, 2, 1000),
+    D("diag", "vanish_ratio", vanish_ratio, 0, 1),
+    I("diag", "vanish_patience", vanish_patience, 1, 1e9),
+    D("diag", "explode_norm", explode_norm, 0, 1e30),
+    D("diag", "explode_growth", explode_growth, 1, 1e30),
+    D("diag", "spike_z", spike_z, 0, 1e6),
+    I("diag", "spike_window", spike_window, 2, 1e6),
+    S("diag", "on_nonfinite", on_nonfinite, "warn|skip|stop"),
+    S("diag", "on_vanishing", on_vanishing, "warn|skip|stop"),
+    S("diag", "on_exploding", on_exploding, "warn|skip|stop"),
+    S("diag", "on_loss_spike", on_loss_spike, "warn|skip|stop"),
+    B("diag", "trace_nonfinite", trace_nonfinite),
+    B("diag", "curve", curve),
+    S("tune", "method", tune_method, "grid|random|bayes"),
+    S("tune", "metric", tune_metric, "val_loss|val_acc"),
+    S("tune", "space", tune_space, NULL),
+    S("tune", "out", tune_out, NULL),
+    I("tune", "trials", tune_trials, 1, 1e6),
+    I("tune", "min_epochs", tune_min_epochs, 1, 1e9),
+    I("tune", "eta", tune_eta, 2, 100),
 };
 
 void cfg_defaults(cfg *c)
@@ -133,6 +158,24 @@ void cfg_defaults(cfg *c)
     strcpy(c->monitor, "val_loss");
     c->restore_best = true;
     strcpy(c->progress, "auto");
+    /* [diag]: see nb_diag_opts_default */
+    c->hist_bins = 30;
+    c->vanish_ratio = 1e-4;
+    c->vanish_patience = 3;
+    c->explode_norm = 1e4;
+    c->explode_growth = 100;
+    c->spike_z = 8;
+    c->spike_window = 100;
+    strcpy(c->on_nonfinite, "stop");
+    strcpy(c->on_vanishing, "warn");
+    strcpy(c->on_exploding, "warn");
+    strcpy(c->on_loss_spike, "warn");
+    c->trace_nonfinite = true;
+    strcpy(c->tune_method, "random");
+    strcpy(c->tune_metric, "val_loss");
+    c->tune_trials = 12;
+    c->tune_min_epochs = 1;
+    c->tune_eta = 3;
 }
 
 void cfg_free(cfg *c)

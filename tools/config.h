@@ -25,6 +25,8 @@ typedef struct cfg {
     /* [model] */
     char layers[1024];
     char init[32];
+    char init_from[CFG_PATH]; /* checkpoint to start from: tensors matching by name and shape */
+    char freeze[256];         /* comma-separated name patterns (fnmatch) of parameters not trained */
     /* [optim] */
     char optim[16];
     double lr, weight_decay, momentum, dampening, beta1, beta2, eps, alpha, lr_decay,
@@ -44,6 +46,15 @@ typedef struct cfg {
     char loss[24], monitor[16], out[CFG_PATH], resume[CFG_PATH], progress[16];
     double clip_norm, clip_value, min_delta;
     bool restore_best;
+    double memory_limit_mb;   /* nabla check: the largest batch that fits */
+    /* [diag] */
+    int64_t diag_every, hist_every, hist_bins, vanish_patience, spike_window;
+    double vanish_ratio, explode_norm, explode_growth, spike_z;
+    char on_nonfinite[8], on_vanishing[8], on_exploding[8], on_loss_spike[8];
+    bool trace_nonfinite, curve;
+    /* [tune] */
+    char tune_method[16], tune_metric[16], tune_space[1024], tune_out[CFG_PATH];
+    int64_t tune_trials, tune_min_epochs, tune_eta;
     /* bookkeeping */
     char path[CFG_PATH];
     char *text; /* the file's text and the overrides, for checkpoints */

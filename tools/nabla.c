@@ -3,9 +3,11 @@
  *   nabla eval CONFIG CHECKPOINT [--set ...]
  *   nabla predict CONFIG CHECKPOINT INPUT [--set ...]
  *   nabla info CHECKPOINT
+ *   nabla check CONFIG, nabla lr-find CONFIG (lrfind.c)
+ *   nabla report RUN_FOLDER (report.c), nabla tune CONFIG (tune.c)
  * The last line `nabla train` prints is machine-readable:
  *   final epochs=E train_loss=... val_loss=... test_acc=... samples_per_s=... */
-#include "config.h"
+#include "cli.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -20,123 +22,48 @@ static void usage(FILE *f)
                "  nabla train CONFIG [--set section.key=value ...]\n"
                "  nabla eval CONFIG CHECKPOINT [--set ...]\n"
                "  nabla predict CONFIG CHECKPOINT INPUT [--set ...]   (INPUT: .npy, IDX or CSV)\n"
-               "  nabla info CHECKPOINT\n");
-}
-
-static int fail(nb_ctx *ctx, const char *what)
-{
-    fprintf(stderr, "nabla: %s%s%s\n", what ? what : "", what && ctx ? ": " : "",
-            ctx ? nb_last_error(ctx) : "");
-    return 1;
-}
-
-/* ---- data ----------------------------------------------------------------- */
-typedef struct {
-    nb_tensor *x, *y;
-} data;
-
-static bool ends_with(const char *s, const char *suf)
-{
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && strcmp(s + a - b, suf) == 0;
-}
-
-static nb_tensor *read_any(nb_ctx *ctx, const cfg *c, const char *path)
-{
-    if (!strcmp(c->format, "npy") || ends_with(path, ".npy"))
-        return nb_npy_read(ctx, path);
-    return nb_idx_read(ctx, path);
-}
-
-static bool csv_opts_from(const cfg *c, nb_csv_opts *o)
-{
-    *o = nb_csv_opts_default();
-    o->header = c->header;
-    o->label_float = strcmp(c->loss, "cross_entropy") != 0;
-    if (c->label[0]) {
-        char *end;
-        long v = strtol(c->label, &end, 10);
-        if (*end == '\0')
-            o->label_index = (int)v;
-        else
-            o->label_name = c->label;
-    }
-    return true;
-}
-
-static bool autoencoder(const cfg *c) { return !strcmp(c->target, "input"); }
-
-static bool load_split(nb_ctx *ctx, const cfg *c, bool test, data *d)
-{
-    d->x = d->y = NULL;
-    if (!strcmp(c->format, "csv")) {
-        const char *p = test ? c->test_csv : c->train_csv;
-        nb_csv_opts o;
-        csv_opts_from(c, &o);
-        return nb_csv_read(ctx, p, &o, &d->x, &d->y) == NB_OK;
-    }
-    d->x = read_any(ctx, c, test ? c->test_images : c->train_images);
-    if (autoencoder(c)) /* the input is the target */
-        return d->x != NULL;
-    d->y = d->x ? read_any(ctx, c, test ? c->test_labels : c->train_labels) : NULL;
-    if (d->x && d->y && d->y->shape[0] != d->x->shape[0]) {
-        fprintf(stderr, "nabla: data: %s has %lld rows but %s has %lld\n",
-                test ? c->test_images : c->train_images, (long long)d->x->shape[0],
-                test ? c->test_labels : c->train_labels, (long long)d->y->shape[0]);
-        return false;
-    }
-    return d->x && d->y;
-}
-
-static bool has_test(const cfg *c)
-{
-    return !strcmp(c->format, "csv") ? c->test_csv[0] != 0
-                                     : (c->test_images[0] && (c->test_labels[0] || autoencoder(c)));
-}
-
-/* ---- the model: tools/model.c ---------------------------------------------------- */
-nb_module *build_model(nb_ctx *ctx, const cfg *c, const nb_tensor *x, int64_t *out_dim);
-
-static int64_t features(const nb_tensor *x) { return x->shape[0] ? nb_numel(x) / x->shape[0] : 0; }
-
-static nb_loss_kind loss_kind(const cfg *c)
-{
-    return !strcmp(c->loss, "mse")       ? NB_LOSS_MSE
-           : !strcmp(c->loss, "bce")     ? NB_LOSS_BCE
-           : !strcmp(c->loss, "bce_sum") ? NB_LOSS_BCE_SUM
-                                         : NB_LOSS_CROSS_ENTROPY;
-}
-
-static nb_norm_kind norm_kind(const cfg *c)
-{
-    return !strcmp(c->normalize, "global") ? NB_NORM_GLOBAL
-           : !strcmp(c->normalize, "feature") ? NB_NORM_FEATURE
-           : !strcmp(c->normalize, "range") ? NB_NORM_RANGE : NB_NORM_NONE;
-}
-
-/* Class ids must fit the model's outputs. */
-static bool labels_ok(const cfg *c, const nb_tensor *y, int64_t classes, const char *what)
-{
-    if (loss_kind(c) != NB_LOSS_CROSS_ENTROPY || !y)
-        return true;
-    for (int64_t i = 0; i < nb_numel(y); i++) {
-        double v = nb_get(y, i);
-        if (v < 0 || v >= (double)classes || v != floor(v)) {
-            fprintf(stderr, "nabla: data: %s: label %g of row %lld is outside the model's %lld "
-                    "classes [0, %lld)\n", what, v, (long long)i, (long long)classes,
-                    (long long)classes);
-            return false;
-        }
-    }
-    return true;
+               "  nabla info CHECKPOINT\n"
+               "  nabla check CONFIG [--set ...]                 (initial loss, overfit one batch, memory)\n"
+               "  nabla lr-find CONFIG [--start A] [--end B] [--steps N] [--out DIR] [--set ...]\n"
+               "  nabla report RUN_FOLDER [--out FILE]\n"
+               "  nabla tune CONFIG [--set ...]\n");
 }
 
 /* ---- progress ---------------------------------------------------------------- */
+#define CURVE_MAX 60
 typedef struct {
     bool bar;      /* live bar on a terminal */
     bool lines;    /* one line per epoch */
     double last;   /* time of the last bar update */
+    bool curve;    /* a loss curve after each epoch ([diag] curve) */
+    int n;         /* epochs in the curve */
+    double tr[CURVE_MAX], va[CURVE_MAX];
 } progress;
+
+/* One line of block characters per series, on one scale for both. */
+static void print_curve(const progress *p)
+{
+    static const char *const bars[8] = {"\u2581", "\u2582", "\u2583", "\u2584",
+                                        "\u2585", "\u2586", "\u2587", "\u2588"};
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < p->n; i++)
+        for (int k = 0; k < 2; k++) {
+            double v = k ? p->va[i] : p->tr[i];
+            if (isfinite(v))
+                lo = v < lo ? v : lo, hi = v > hi ? v : hi;
+        }
+    for (int k = 0; k < 2; k++) {
+        const double *v = k ? p->va : p->tr;
+        if (!isfinite(v[p->n - 1]))
+            continue;
+        printf("  %s loss ", k ? "val  " : "train");
+        for (int i = 0; i < p->n; i++) {
+            int b = hi > lo && isfinite(v[i]) ? (int)((v[i] - lo) / (hi - lo) * 7.999) : 0;
+            printf("%s", isfinite(v[i]) ? bars[b] : " ");
+        }
+        printf(" %.4g\n", v[p->n - 1]);
+    }
+}
 
 static double now(void)
 {
@@ -177,6 +104,16 @@ static void on_epoch(const nb_epoch_info *e, void *user)
            "%.1fs  %.0f samples/s%s\n",
            e->epoch, e->epochs, e->train_loss, e->train_acc, e->val_loss, e->val_acc, e->lr,
            e->seconds, e->samples_per_s, e->improved ? "  *" : "");
+    if (p->curve) {
+        if (p->n == CURVE_MAX) { /* keep the latest epochs */
+            memmove(p->tr, p->tr + 1, sizeof(double) * (CURVE_MAX - 1));
+            memmove(p->va, p->va + 1, sizeof(double) * (CURVE_MAX - 1));
+            p->n--;
+        }
+        p->tr[p->n] = e->train_loss;
+        p->va[p->n++] = e->val_loss;
+        print_curve(p);
+    }
     fflush(stdout);
 }
 
@@ -259,70 +196,93 @@ static bool apply_sets(cfg *c, int argc, char **argv, int from, char *err, size_
     return cfg_check(c, err, cap);
 }
 
-static nb_ctx *make_ctx(const cfg *c)
+bool load_config(cfg *c, int argc, char **argv, int from, char *err, size_t cap)
 {
-    nb_ctx_opts o = nb_ctx_opts_default();
-    o.seed = c->seed;
-    o.num_threads = (int)c->threads;
-    return nb_ctx_new(&o);
+    return cfg_load(c, argv[2], err, cap) && apply_sets(c, argc, argv, from, err, cap);
 }
 
-static nb_optim *make_optim(nb_ctx *ctx, const cfg *c, nb_module *m)
+int run_train(const cfg *c0, bool quiet, run_result *r)
 {
-    nb_optim_opts o = nb_optim_opts_default(nb_optim_from_name(c->optim));
-    if (c->lr_set)
-        o.lr = c->lr;
-    if (c->wd_set)
-        o.weight_decay = c->weight_decay;
-    if (c->eps_set)
-        o.eps = c->eps;
-    o.momentum = c->momentum;
-    o.dampening = c->dampening;
-    o.nesterov = c->nesterov;
-    o.beta1 = c->beta1;
-    o.beta2 = c->beta2;
-    o.amsgrad = c->amsgrad;
-    o.alpha = c->alpha;
-    o.centered = c->centered;
-    o.lr_decay = c->lr_decay;
-    o.initial_accumulator = c->initial_accumulator;
-    nb_optim *opt = nb_optim_new(ctx, &o);
-    if (opt && nb_optim_add_module(ctx, opt, m, c->no_decay_1d) != NB_OK) {
-        nb_optim_free(ctx, opt);
-        return NULL;
+    cfg cc = *c0; /* shallow: the text stays c0's */
+    const cfg *c = &cc;
+    r->test = (nb_eval_result){NAN, NAN, NAN, 0};
+    if (c0->memory_limit_mb > 0) {
+        int64_t b, a;
+        if (plan_memory(c0, &b, &a))
+            return 1;
+        if (b != cc.batch_size && !quiet)
+            printf("memory: batch_size %lld with accum_steps %lld\n", (long long)b, (long long)a);
+        cc.batch_size = b;
+        cc.accum_steps = a;
     }
-    return opt;
-}
-
-static nb_sched *make_sched(nb_ctx *ctx, const cfg *c, nb_optim *opt, int64_t steps_per_epoch)
-{
-    nb_sched_kind k = nb_sched_from_name(c->schedule);
-    if (k == NB_SCHED_CONSTANT)
-        return NULL;
-    nb_sched_opts o = nb_sched_opts_default(k);
-    int64_t steps = c->per_batch ? c->epochs * steps_per_epoch : c->epochs;
-    o.step_size = c->step_size;
-    o.gamma = c->gamma;
-    o.t_max = c->t_max ? c->t_max : steps;
-    o.eta_min = c->eta_min;
-    o.warmup = c->warmup;
-    o.total = c->total ? c->total : steps;
-    o.max_lr = c->max_lr;
-    o.pct_start = c->pct_start;
-    o.div_factor = c->div_factor;
-    o.final_div_factor = c->final_div_factor;
-    o.mode_max = !strcmp(c->mode, "max");
-    o.factor = c->factor;
-    o.patience = (int)c->patience;
-    o.threshold = c->threshold;
-    o.cooldown = (int)c->cooldown;
-    o.min_lr = c->min_lr;
-    char ms[256];
-    snprintf(ms, sizeof ms, "%s", c->milestones);
-    for (char *save = NULL, *t = strtok_r(ms, ",", &save); t && o.n_milestones < 16;
-         t = strtok_r(NULL, ",", &save))
-        o.milestones[o.n_milestones++] = strtoll(t, NULL, 10);
-    return nb_sched_new(ctx, opt, &o);
+    session S;
+    int rc = session_open(c, &S);
+    nb_ctx *ctx = S.ctx;
+    if (rc)
+        goto out;
+    rc = 1;
+    progress pr = {0};
+    bool tty = isatty(STDERR_FILENO);
+    pr.bar = !quiet && (!strcmp(c->progress, "bar") || (!strcmp(c->progress, "auto") && tty));
+    pr.lines = !quiet && strcmp(c->progress, "none") != 0;
+    if (!quiet)
+        printf("nabla %s: %lld parameters, %lld train / %lld val / %lld test rows, %d threads\n",
+               NB_VERSION_STRING, (long long)nb_module_param_count(S.model), (long long)S.sp.n_train,
+               (long long)S.sp.n_val, S.te.x ? (long long)S.te.x->shape[0] : 0LL,
+               nb_get_num_threads(ctx));
+    nb_train_opts to = nb_train_opts_default();
+    to.epochs = (int)c->epochs;
+    to.loss = loss_kind(c);
+    to.accum_steps = (int)c->accum_steps;
+    to.clip_norm = c->clip_norm;
+    to.clip_value = c->clip_value;
+    to.sched_per_batch = c->per_batch;
+    to.patience = (int)c->early_stopping;
+    to.min_delta = c->min_delta;
+    to.monitor_acc = !strcmp(c->monitor, "val_acc");
+    to.restore_best = c->restore_best;
+    to.top_k = (int)c->top_k;
+    to.out_dir = c->out[0] ? c->out : NULL;
+    to.config_text = c->text;
+    to.resume = c->resume[0] ? c->resume : NULL;
+    to.diag.every = c->diag_every;
+    to.diag.hist_every = c->hist_every;
+    to.diag.hist_bins = (int)c->hist_bins;
+    to.diag.vanish_ratio = c->vanish_ratio;
+    to.diag.vanish_patience = (int)c->vanish_patience;
+    to.diag.explode_norm = c->explode_norm;
+    to.diag.explode_growth = c->explode_growth;
+    to.diag.spike_z = c->spike_z;
+    to.diag.spike_window = (int)c->spike_window;
+    to.diag.trace_nonfinite = c->trace_nonfinite;
+    to.diag.echo = !quiet;
+    to.diag.action[NB_ALARM_NONFINITE] = nb_alarm_action_from_name(c->on_nonfinite);
+    to.diag.action[NB_ALARM_VANISHING] = nb_alarm_action_from_name(c->on_vanishing);
+    to.diag.action[NB_ALARM_EXPLODING] = nb_alarm_action_from_name(c->on_exploding);
+    to.diag.action[NB_ALARM_LOSS_SPIKE] = nb_alarm_action_from_name(c->on_loss_spike);
+    pr.curve = c->curve && pr.lines;
+    to.on_step = on_step;
+    to.on_epoch = on_epoch;
+    to.user = &pr;
+    if (nb_train(ctx, S.model, S.opt, S.sched, S.ltr, S.lval, &S.norm, &to, &r->train) != NB_OK) {
+        if (pr.bar)
+            fprintf(stderr, "\n");
+        fail(ctx, "train");
+        goto out;
+    }
+    if (S.lte && nb_evaluate(ctx, S.model, S.lte, to.loss, to.top_k, &r->test) != NB_OK) {
+        fail(ctx, "test");
+        goto out;
+    }
+    if (!quiet && write_vae_grids(ctx, c, S.model, S.lte ? S.lte : (S.lval ? S.lval : S.ltr),
+                                  S.te.x ? S.te.x : S.tr.x) != NB_OK) {
+        fail(ctx, "images");
+        goto out;
+    }
+    rc = 0;
+out:
+    session_close(&S);
+    return rc;
 }
 
 static int cmd_train(int argc, char **argv)
@@ -334,132 +294,22 @@ static int cmd_train(int argc, char **argv)
     cfg c;
     cfg_defaults(&c);
     char err[1024];
-    if (!cfg_load(&c, argv[2], err, sizeof err) || !apply_sets(&c, argc, argv, 3, err, sizeof err)) {
+    if (!load_config(&c, argc, argv, 3, err, sizeof err)) {
         fprintf(stderr, "nabla: %s\n", err);
         cfg_free(&c);
         return 2;
     }
-    nb_ctx *ctx = make_ctx(&c);
-    if (!ctx)
-        return fail(NULL, "out of memory");
-    int rc = 1;
-    data tr = {0}, te = {0};
-    nb_split sp = {0};
-    nb_norm norm = {0};
-    nb_module *model = NULL;
-    nb_optim *opt = NULL;
-    nb_sched *sched = NULL;
-    nb_loader *ltr = NULL, *lval = NULL, *lte = NULL;
-    int64_t classes = 0;
-    if (!load_split(ctx, &c, false, &tr) || (has_test(&c) && !load_split(ctx, &c, true, &te))) {
-        if (nb_last_status(ctx) != NB_OK)
-            fail(ctx, "data");
-        goto out;
+    run_result r;
+    int rc = run_train(&c, false, &r);
+    if (rc == 0) {
+        if (r.train.stopped_early)
+            printf("early stop after epoch %d (best epoch %d)\n", r.train.epochs_run, r.train.best_epoch);
+        if (r.test.rows)
+            printf("test_loss %.4f  test_acc %.4f\n", r.test.loss, r.test.acc);
+        printf("final epochs=%d train_loss=%.6f val_loss=%.6f test_acc=%.4f samples_per_s=%.0f\n",
+               r.train.epochs_run, r.train.train_loss, r.train.val_loss, r.test.acc,
+               r.train.samples_per_s);
     }
-    model = build_model(ctx, &c, tr.x, &classes);
-    if (!model) {
-        if (nb_last_status(ctx) != NB_OK)
-            fail(ctx, "model");
-        goto out;
-    }
-    if (!labels_ok(&c, tr.y, classes, c.train_labels[0] ? c.train_labels : c.train_csv) ||
-        (te.y && !labels_ok(&c, te.y, classes, c.test_labels[0] ? c.test_labels : c.test_csv)))
-        goto out;
-    if (nb_split_make(ctx, tr.x->shape[0], c.val_fraction, c.seed, &sp) != NB_OK ||
-        nb_norm_fit(ctx, tr.x, sp.train, sp.n_train, norm_kind(&c), &norm) != NB_OK) {
-        fail(ctx, "data");
-        goto out;
-    }
-    nb_loader_opts lo = nb_loader_opts_default();
-    lo.batch_size = c.batch_size;
-    lo.shuffle = c.shuffle;
-    lo.drop_last = c.drop_last;
-    lo.prefetch = c.prefetch;
-    lo.seed = c.seed;
-    lo.crop_pad = (int)c.crop_pad;
-    lo.hflip = c.hflip;
-    lo.erase_p = c.erase_p;
-    ltr = nb_loader_new(ctx, tr.x, tr.y, sp.train, sp.n_train, &norm, &lo);
-    nb_loader_opts le = lo;
-    le.crop_pad = 0; /* evaluation sees the images as they are */
-    le.hflip = false;
-    le.erase_p = 0;
-    le.shuffle = le.drop_last = false;
-    le.batch_size = 256;
-    le.prefetch = false;
-    if (ltr && sp.n_val > 0)
-        lval = nb_loader_new(ctx, tr.x, tr.y, sp.val, sp.n_val, &norm, &le);
-    if (ltr && te.x)
-        lte = nb_loader_new(ctx, te.x, te.y, NULL, 0, &norm, &le);
-    if (!ltr || (sp.n_val > 0 && !lval) || (te.x && !lte)) {
-        fail(ctx, "data");
-        goto out;
-    }
-    opt = make_optim(ctx, &c, model);
-    int64_t steps_per_epoch = (nb_loader_batches(ltr) + c.accum_steps - 1) / c.accum_steps;
-    sched = opt ? make_sched(ctx, &c, opt, steps_per_epoch) : NULL;
-    if (!opt || (strcmp(c.schedule, "constant") && !sched)) {
-        fail(ctx, "config");
-        goto out;
-    }
-    progress pr = {false, false, 0};
-    bool tty = isatty(STDERR_FILENO);
-    pr.bar = !strcmp(c.progress, "bar") || (!strcmp(c.progress, "auto") && tty);
-    pr.lines = strcmp(c.progress, "none") != 0;
-    printf("nabla %s: %lld parameters, %lld train / %lld val / %lld test rows, %d threads\n",
-           NB_VERSION_STRING, (long long)nb_module_param_count(model), (long long)sp.n_train,
-           (long long)sp.n_val, te.x ? (long long)te.x->shape[0] : 0LL, nb_get_num_threads(ctx));
-    nb_train_opts to = nb_train_opts_default();
-    to.epochs = (int)c.epochs;
-    to.loss = loss_kind(&c);
-    to.accum_steps = (int)c.accum_steps;
-    to.clip_norm = c.clip_norm;
-    to.clip_value = c.clip_value;
-    to.sched_per_batch = c.per_batch;
-    to.patience = (int)c.early_stopping;
-    to.min_delta = c.min_delta;
-    to.monitor_acc = !strcmp(c.monitor, "val_acc");
-    to.restore_best = c.restore_best;
-    to.top_k = (int)c.top_k;
-    to.out_dir = c.out[0] ? c.out : NULL;
-    to.config_text = c.text;
-    to.resume = c.resume[0] ? c.resume : NULL;
-    to.on_step = on_step;
-    to.on_epoch = on_epoch;
-    to.user = &pr;
-    nb_train_result res;
-    if (nb_train(ctx, model, opt, sched, ltr, lval, &norm, &to, &res) != NB_OK) {
-        if (pr.bar)
-            fprintf(stderr, "\n");
-        fail(ctx, "train");
-        goto out;
-    }
-    nb_eval_result ev = {NAN, NAN, NAN, 0};
-    if (lte && nb_evaluate(ctx, model, lte, to.loss, to.top_k, &ev) != NB_OK) {
-        fail(ctx, "test");
-        goto out;
-    }
-    if (write_vae_grids(ctx, &c, model, lte ? lte : (lval ? lval : ltr), te.x ? te.x : tr.x) != NB_OK) {
-        fail(ctx, "images");
-        goto out;
-    }
-    if (res.stopped_early)
-        printf("early stop after epoch %d (best epoch %d)\n", res.epochs_run, res.best_epoch);
-    if (lte)
-        printf("test_loss %.4f  test_acc %.4f%s\n", ev.loss, ev.acc, to.top_k > 1 ? "" : "");
-    printf("final epochs=%d train_loss=%.6f val_loss=%.6f test_acc=%.4f samples_per_s=%.0f\n",
-           res.epochs_run, res.train_loss, res.val_loss, ev.acc, res.samples_per_s);
-    rc = 0;
-out:
-    nb_loader_free(ctx, ltr);
-    nb_loader_free(ctx, lval);
-    nb_loader_free(ctx, lte);
-    nb_sched_free(ctx, sched);
-    nb_optim_free(ctx, opt);
-    nb_module_free(ctx, model);
-    nb_norm_free(ctx, &norm);
-    nb_split_free(ctx, &sp);
-    nb_ctx_free(ctx);
     cfg_free(&c);
     return rc;
 }
@@ -476,7 +326,7 @@ static int cmd_eval_predict(int argc, char **argv, bool predict)
     cfg c;
     cfg_defaults(&c);
     char err[1024];
-    if (!cfg_load(&c, argv[2], err, sizeof err) || !apply_sets(&c, argc, argv, need, err, sizeof err)) {
+    if (!load_config(&c, argc, argv, need, err, sizeof err)) {
         fprintf(stderr, "nabla: %s\n", err);
         cfg_free(&c);
         return 2;
@@ -656,6 +506,14 @@ int main(int argc, char **argv)
         return cmd_eval_predict(argc, argv, true);
     if (!strcmp(argv[1], "info"))
         return cmd_info(argc, argv);
+    if (!strcmp(argv[1], "lr-find"))
+        return cmd_lr_find(argc, argv);
+    if (!strcmp(argv[1], "check"))
+        return cmd_check(argc, argv);
+    if (!strcmp(argv[1], "report"))
+        return cmd_report(argc, argv);
+    if (!strcmp(argv[1], "tune"))
+        return cmd_tune(argc, argv);
     fprintf(stderr, "nabla: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

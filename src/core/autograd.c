@@ -43,6 +43,7 @@ nb__node *nb__record(nb_ctx *ctx, nb__op_id op, nb_tensor *out, int n, nb_tensor
     for (int i = 0; i < n; i++)
         node->in[i] = in[i];
     node->out = out;
+    node->mod = ctx->cur_module;
     out->node_ = node;
     out->flags |= NB_REQUIRES_GRAD;
     node->prev = ctx->tape;

@@ -69,6 +69,7 @@ nb_ctx *nb_ctx_new(const nb_ctx_opts *opts)
         ctx->arena_initial = ctx->arena_max;
     ctx->grad_enabled = true;
     nb_rng_seed(&ctx->rng, o.seed, 0);
+    ctx->seed = o.seed;
     nb_set_num_threads(ctx, o.num_threads);
     return ctx;
 }

@@ -46,6 +46,7 @@ typedef struct nb__node {
     nb_tensor *out;
     nb_tensor *saved[2];   /* values kept for backward (arena) */
     nb__attrs a;
+    const struct nb_module *mod; /* the layer running when it was made (ctx->cur_module) */
 } nb__node;
 
 /* Backward: read out->grad, accumulate into the grads of inputs that require
@@ -84,7 +85,13 @@ struct nb_ctx {
     /* persistent tensors */
     nb_tensor *persist;
     nb_rng rng;
+    uint64_t seed;         /* the seed the context was made with (manifests) */
     nb_tensor *added_loss; /* nb_add_loss's pending sum (a step tensor) */
+    /* the innermost child a sequential is running, for diagnostics: nodes
+     * record it, and observe (when set) sees each child's output */
+    const struct nb_module *cur_module;
+    void (*observe)(nb_ctx *ctx, const struct nb_module *m, const nb_tensor *y, void *user);
+    void *observe_user;
     int nthreads;
     bool grad_enabled;
     nb_status err;

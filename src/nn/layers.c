@@ -147,8 +147,15 @@ nb_module *nb_flatten_layer(nb_ctx *ctx, const char *name)
 /* ---- sequential ---------------------------------------------------------- */
 static nb_tensor *seq_fwd(nb_ctx *ctx, nb_module *m, nb_tensor *x)
 {
-    for (int i = 0; i < m->n_children && x; i++)
-        x = m->children[i]->forward(ctx, m->children[i], x);
+    const nb_module *outer = ctx->cur_module;
+    for (int i = 0; i < m->n_children && x; i++) {
+        nb_module *c = m->children[i];
+        ctx->cur_module = c; /* diagnostics name layers by it */
+        x = c->forward(ctx, c, x);
+        if (ctx->observe && x)
+            ctx->observe(ctx, c, x, ctx->observe_user);
+    }
+    ctx->cur_module = outer;
     return x;
 }
 

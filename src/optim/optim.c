@@ -392,7 +392,7 @@ nb_status nb_optim_step(nb_ctx *ctx, nb_optim *opt)
     const nb_optim_opts *o = &opt->o;
     for (int i = 0; i < opt->n_slots; i++) {
         slot *S = &opt->slots[i];
-        if (!S->p->grad)
+        if (!S->p->grad || !(S->p->flags & NB_REQUIRES_GRAD)) /* frozen */
             continue; /* as torch: a parameter without a gradient is left alone */
         group *G = &opt->groups[S->group];
         S->step++;

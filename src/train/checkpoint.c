@@ -4,8 +4,11 @@
  * optimizer, "norm.mean"/"norm.std" for the input normalisation.
  * Metadata strings: format "pt", nabla "1", epoch, step, best_metric,
  * best_epoch, bad_epochs, rng (the context generator's state), sched (the
- * schedule's state), optimizer, config. */
+ * schedule's state), optimizer, config, manifest (the reproducibility
+ * manifest of src/train/manifest.c, with the context's seed; the
+ * generator's current state is in "rng"). */
 #include "core/internal.h"
+#include "train/manifest.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -95,6 +98,9 @@ nb_status nb_checkpoint_save(nb_ctx *ctx, const char *path, nb_module *model, nb
     if (st == NB_OK && norm && norm->kind != NB_NORM_NONE && norm->mean && norm->std &&
         (!push(ctx, &L, "norm.mean", norm->mean, false) || !push(ctx, &L, "norm.std", norm->std, false)))
         st = nb__err(ctx, NB_ERR_NOMEM, "checkpoint_save: allocator failed");
+    char *manifest = NULL;
+    if (st == NB_OK && !(manifest = nb__manifest_json(ctx, true, ctx->seed, config_text)))
+        st = NB_ERR_NOMEM; /* recorded by nb__manifest_json */
     if (st == NB_OK) {
         nb_ckpt_info in = info ? *info : (nb_ckpt_info){0, 0, NAN, 0, 0};
         char epoch[32], step[32], best[40], best_epoch[16], bad[16], rng[48], sch[160], ost[32],
@@ -117,9 +123,11 @@ nb_status nb_checkpoint_save(nb_ctx *ctx, const char *path, nb_module *model, nb
             {"optim_steps", ost},   {"norm", normk},
             {"optimizer", opt ? "1" : "0"},
             {"config", config_text ? config_text : ""},
+            {"manifest", manifest},
         };
         st = nb_safetensors_save(ctx, path, L.items, L.n, meta, (int)(sizeof meta / sizeof *meta));
     }
+    nb__heap_free(ctx, manifest);
     list_free(ctx, &L);
     nb_param_list_free(ctx, &mp);
     nb_param_list_free(ctx, &op);

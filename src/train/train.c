@@ -5,6 +5,8 @@
  * starts at the next epoch, whose batches depend only on (seed, epoch): so
  * two epochs straight and one + save + load + one end bit for bit equal. */
 #include "core/internal.h"
+#include "diag/watch.h"
+#include "train/manifest.h"
 
 #include <errno.h>
 #include <math.h>
@@ -27,6 +29,7 @@ nb_train_opts nb_train_opts_default(void)
     o.accum_steps = 1;
     o.eval_batch = 256;
     o.restore_best = true;
+    o.diag = nb_diag_opts_default();
     return o;
 }
 
@@ -160,6 +163,17 @@ static void run_free(nb_ctx *ctx, run_state *r)
     nb_param_list_free(ctx, &r->params);
 }
 
+static bool all_grads_finite(const run_state *r)
+{
+    for (int i = 0; i < r->n_trainable; i++) {
+        const nb_tensor *g = r->trainable[i]->grad;
+        for (int64_t j = 0; g && j < nb_numel(g); j++)
+            if (!isfinite(nb_get(g, j)))
+                return false;
+    }
+    return true;
+}
+
 static nb_status keep_best(nb_ctx *ctx, run_state *r)
 {
     if (!r->best) {
@@ -219,6 +233,7 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
         }
     }
     char path_best[1024] = "", path_last[1024] = "", path_log[1024] = "";
+    nb__watch *watch = NULL;
     FILE *log = NULL;
     if (o.out_dir) {
         st = ensure_dir(ctx, o.out_dir);
@@ -235,6 +250,23 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
         }
     }
 
+    if (st == NB_OK && o.out_dir) { /* the reproducibility manifest of this process's run */
+        char path[1024], *m = nb__manifest_json(ctx, true, ctx->seed, o.config_text);
+        snprintf(path, sizeof path, "%s/manifest.json", o.out_dir);
+        FILE *f = m ? fopen(path, "w") : NULL;
+        bool ok = f && fputs(m, f) >= 0;
+        if (f && fclose(f) != 0)
+            ok = false;
+        if (!m)
+            st = ctx->err;
+        else if (!ok)
+            st = nb__err(ctx, NB_ERR_IO, "train: cannot write %s: %s", path, strerror(errno));
+        nb__heap_free(ctx, m);
+    }
+    if (st == NB_OK && !(watch = nb__watch_new(ctx, &o.diag, model, &run.params, o.out_dir,
+                                               info.epoch > 0, o.alarms)))
+        st = ctx->err;
+    bool alarm_stop = false;
     double t_all = 0;
     int64_t samples_all = 0, step = info.step;
     int64_t batches = nb_loader_batches(train);
@@ -250,6 +282,8 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
             st = nb_loader_next(ctx, train, &x, &y);
             if (st != NB_OK || !x)
                 break;
+            if (b % o.accum_steps == 0)
+                nb__watch_begin(ctx, watch, epoch, step + 1);
             nb_tensor *out = nb_module_forward(ctx, model, x);
             nb_tensor *l = loss_of(ctx, o.loss, out, x, y);
             if (!l) {
@@ -258,9 +292,17 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
             }
             double lv = nb_get(l, 0);
             if (!isfinite(lv)) {
-                st = nb__err(ctx, NB_ERR_NUMERIC, "train: the loss is %g at epoch %d, batch %lld",
-                             lv, epoch, (long long)b + 1);
-                break;
+                nb_alarm_action a = nb__watch_loss(ctx, watch, lv);
+                if (a == NB_ACTION_STOP) {
+                    st = nb__err(ctx, NB_ERR_NUMERIC, "train: the loss is %g at epoch %d, batch %lld: %s",
+                                 lv, epoch, (long long)b + 1, nb__watch_last(watch));
+                    alarm_stop = true;
+                    break;
+                }
+                if (a == NB_ACTION_SKIP) { /* this batch adds nothing */
+                    R.skipped_steps++;
+                    continue;
+                }
             }
             if (o.accum_steps > 1)
                 l = nb_mul_scalar(ctx, l, 1.0 / o.accum_steps);
@@ -272,16 +314,35 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
             if (o.loss == NB_LOSS_CROSS_ENTROPY)
                 count_correct(out, y, 1, &top1, &topk);
             if ((b + 1) % o.accum_steps == 0 || b + 1 == batches) {
-                if (o.clip_norm > 0)
+                nb_alarm_action a = nb__watch_grads(ctx, watch, lv);
+                if (ctx->err != NB_OK) {
+                    st = ctx->err;
+                    break;
+                }
+                if (a == NB_ACTION_STOP) {
+                    alarm_stop = true;
+                    if (!isfinite(lv) || !all_grads_finite(&run))
+                        st = nb__err(ctx, NB_ERR_NUMERIC, "train: stopped at epoch %d, batch %lld: %s",
+                                     epoch, (long long)b + 1, nb__watch_last(watch));
+                    break;
+                }
+                bool skip = a == NB_ACTION_SKIP;
+                if (!skip && o.clip_norm > 0)
                     st = nb_clip_grad_norm(ctx, run.n_trainable, run.trainable, o.clip_norm, NULL);
-                if (st == NB_OK && o.clip_value > 0)
+                if (!skip && st == NB_OK && o.clip_value > 0)
                     st = nb_clip_grad_value(ctx, run.n_trainable, run.trainable, o.clip_value);
-                if (st == NB_OK)
+                if (!skip && st == NB_OK)
                     st = nb_optim_step(ctx, opt);
+                if (st == NB_OK)
+                    st = nb__watch_end(ctx, watch, nb_optim_lr(opt, 0), skip);
                 nb_optim_zero_grad(opt);
-                step++;
-                if (st == NB_OK && sched && o.sched_per_batch)
-                    st = nb_sched_step(ctx, sched, lv);
+                if (skip) {
+                    R.skipped_steps++;
+                } else {
+                    step++;
+                    if (st == NB_OK && sched && o.sched_per_batch)
+                        st = nb_sched_step(ctx, sched, lv);
+                }
             }
             if (o.on_step) {
                 double sec = now() - t0;
@@ -291,6 +352,17 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
             }
         }
         nb_arena_reset(ctx);
+        if (alarm_stop) { /* save where it stopped, then end */
+            info.epoch = epoch - 1;
+            info.step = step;
+            nb_status s2 = o.out_dir ? nb_checkpoint_save(ctx, path_last, model, opt, sched, norm, &info,
+                                                          o.config_text)
+                                     : NB_OK;
+            st = st != NB_OK ? st : s2;
+            R.stopped_by_alarm = true;
+            R.epochs_run = epoch - 1;
+            break;
+        }
         if (st != NB_OK)
             break;
         double train_sec = now() - t0;
@@ -356,7 +428,8 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
             break;
         }
     }
-    if (st == NB_OK && o.restore_best && info.best_epoch > 0 && info.best_epoch != R.epochs_run) {
+    if (st == NB_OK && o.restore_best && info.best_epoch > 0 && info.best_epoch != R.epochs_run &&
+        !R.stopped_by_alarm) {
         if (run.best) /* improved in this run: the copy in memory */
             for (int i = 0; st == NB_OK && i < run.params.n; i++)
                 st = nb_assign(ctx, run.params.items[i].tensor, run.best[i]);
@@ -365,6 +438,8 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
     }
     if (log && fclose(log) != 0 && st == NB_OK)
         st = nb__err(ctx, NB_ERR_IO, "train: writing %s failed", path_log);
+    R.alarms = nb__watch_raised(watch);
+    nb__watch_free(ctx, watch);
     R.best_epoch = info.best_epoch;
     R.best_metric = info.best_metric;
     R.samples_per_s = t_all > 0 ? (double)samples_all / t_all : 0;
