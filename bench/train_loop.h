@@ -18,7 +18,7 @@ static double bench_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double bench_train(nb_ctx *ctx, nb_module *m, nb_loader *l, nb_optim *opt, int warm, int steps)
+static inline double bench_train(nb_ctx *ctx, nb_module *m, nb_loader *l, nb_optim *opt, int warm, int steps)
 {
     double t0 = 0, rounds[3];
     int64_t epoch = 0;
@@ -81,7 +81,7 @@ static nb_loader *bench_loader(nb_ctx *ctx, int64_t N, int ndim, const int64_t *
     return nb_loader_new(ctx, x, y, NULL, 0, norm, &lo);
 }
 
-static double bench_rss_mb(void)
+static inline double bench_rss_mb(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

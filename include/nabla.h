@@ -1084,6 +1084,8 @@ typedef struct nb_step_info {
  *   loss_spike  the loss more than spike_z standard deviations above the mean of
  *               the last spike_window steps */
 typedef struct nb_diag_opts {
+    bool off;               /* no checks, files or alarms (a non-finite loss still stops
+                               training with NB_ERR_NUMERIC); default false */
     int64_t every;          /* per-layer statistics (and vanishing checks) every N steps; 0 off */
     int64_t hist_every;     /* histograms every N steps; 0 off */
     int hist_bins;          /* default 30 */

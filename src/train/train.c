@@ -263,7 +263,7 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
             st = nb__err(ctx, NB_ERR_IO, "train: cannot write %s: %s", path, strerror(errno));
         nb__heap_free(ctx, m);
     }
-    if (st == NB_OK && !(watch = nb__watch_new(ctx, &o.diag, model, &run.params, o.out_dir,
+    if (st == NB_OK && !o.diag.off && !(watch = nb__watch_new(ctx, &o.diag, model, &run.params, o.out_dir,
                                                info.epoch > 0, o.alarms)))
         st = ctx->err;
     bool alarm_stop = false;
