@@ -711,6 +711,41 @@ nb_module *nb_gaussian_layer(nb_ctx *ctx, const char *name, int64_t in, int64_t 
  * straight-through estimator (the gradient reaches the real-valued W as is);
  * W initialised as nb_linear's. Parameters "weight", "bias". */
 nb_module *nb_binary_linear(nb_ctx *ctx, const char *name, int64_t in, int64_t out, bool bias);
+/* Embedding (torch.nn.Embedding): weight [num, dim] ~ N(0, 1); ids of any
+ * integer dtype and shape [...] give [..., dim]. The gradient reaches only
+ * the rows used (the rest of the weight's gradient stays 0); padding_idx >= 0:
+ * that row starts at 0, looks up as is and gets no gradient (-1: none). An id
+ * outside [0, num) is NB_ERR_INDEX naming it. Parameter "weight". */
+nb_module *nb_embedding(nb_ctx *ctx, const char *name, int64_t num, int64_t dim, int64_t padding_idx);
+nb_tensor *nb_embedding_op(nb_ctx *ctx, nb_tensor *weight, nb_tensor *ids, int64_t padding_idx);
+
+/* Recurrent layers with torch.nn.RNN/LSTM/GRU's equations, parameter names
+ * (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, ..._reverse; gates in
+ * torch's order: LSTM i f g o, GRU r z n) and initialisation
+ * (U(-1/sqrt(hidden), 1/sqrt(hidden))), trained by backpropagation through
+ * time over the recorded steps. */
+typedef enum nb_rnn_kind { NB_RNN_TANH = 0, NB_RNN_RELU, NB_LSTM, NB_GRU, NB_RNN_KIND_COUNT } nb_rnn_kind;
+typedef struct nb_rnn_opts {
+    nb_rnn_kind kind;
+    int64_t input, hidden;
+    int layers;          /* default 1 */
+    bool bidirectional;
+    bool batch_first;    /* x [N, T, I] instead of [T, N, I] */
+    bool bias;           /* default true */
+    double dropout;      /* between layers, in training mode; default 0 */
+} nb_rnn_opts;
+nb_rnn_opts nb_rnn_opts_default(nb_rnn_kind kind, int64_t input, int64_t hidden);
+nb_module *nb_rnn_layer(nb_ctx *ctx, const char *name, const nb_rnn_opts *o);
+/* Runs a sequence: x [T, N, I] (batch_first: [N, T, I]); h0 (and for LSTM
+ * c0) [layers x dirs, N, H] or NULL for zeros (pass the previous chunk's
+ * detached hn/cn for truncated BPTT); lengths (may be NULL) [N] of I32/I64
+ * for variable-length sequences: steps t >= lengths[n] leave row n's state
+ * unchanged and output 0 there (pack_padded_sequence's semantics). Returns
+ * the output [T, N, dirs x H] (batch_first: [N, T, dirs x H]) and, when hn /
+ * cn are not NULL, the final states. nb_module_forward(rnn, x) is this with
+ * zeros and no lengths, returning the output. */
+nb_tensor *nb_rnn_forward(nb_ctx *ctx, nb_module *rnn, nb_tensor *x, nb_tensor *h0, nb_tensor *c0,
+                          nb_tensor *lengths, nb_tensor **hn, nb_tensor **cn);
 /* Parses an activation name ("relu", "gelu_tanh", ...); NB_ACT_COUNT if unknown. */
 nb_act nb_act_from_name(const char *name);
 const char *nb_act_name(nb_act act);
@@ -1032,6 +1067,32 @@ void nb_collapse_free(nb_ctx *ctx, nb_collapse *d);
  * `alarms` (may be NULL). */
 nb_status nb_collapse_check(nb_ctx *ctx, nb_collapse *d, const nb_diversity *now, int epoch,
                             int64_t step, nb_alarms *alarms, bool *collapsed, bool *alarmed);
+
+/* ------------------------------------------------------------------------ */
+/* Byte-level text (src/data/text.c): tokens are bytes, ids 0..255.         */
+/* ------------------------------------------------------------------------ */
+/* A file's bytes as a persistent U8 tensor [len] (2 <= len <= 2^31). */
+nb_tensor *nb_text_read(nb_ctx *ctx, const char *path);
+/* Entropy of the byte frequencies of tokens[begin, end), nats per byte: the
+ * loss of the best model that ignores context (NAN on bad arguments). */
+double nb_unigram_entropy(const nb_tensor *tokens, int64_t begin, int64_t end);
+/* Batches of (context, next-token) windows over tokens[begin, end): x [B, T]
+ * I64 ids and y [B, T] the ids one position later. random: each window starts
+ * uniformly at random (seeded by (seed, batch index)); else row b is stream b
+ * of B evenly spaced streams, advancing T each batch (and wrapping after
+ * nb_text_loader_batches), so a recurrent state can be carried across
+ * batches. tokens must outlive the loader. */
+typedef struct nb_text_loader nb_text_loader;
+nb_text_loader *nb_text_loader_new(nb_ctx *ctx, const nb_tensor *tokens, int64_t begin, int64_t end,
+                                   int64_t context, int64_t batch, bool random, uint64_t seed);
+void nb_text_loader_free(nb_ctx *ctx, nb_text_loader *l);
+/* An epoch: the windows that cover the span about once. */
+int64_t nb_text_loader_batches(const nb_text_loader *l);
+void nb_text_loader_seek(nb_text_loader *l, int64_t batch);
+nb_status nb_text_loader_next(nb_ctx *ctx, nb_text_loader *l, nb_tensor **x, nb_tensor **y);
+/* One id drawn from the last row of logits [..., V] / temperature (> 0),
+ * among the top_k largest (0: all), by the context's generator; -1 on error. */
+int64_t nb_sample_token(nb_ctx *ctx, const nb_tensor *logits, double temperature, int top_k);
 
 /* ------------------------------------------------------------------------ */
 /* Training (src/train).                                                    */

@@ -19,3 +19,7 @@ if(NABLA_TORCH_PYTHON)
   add_test(NAME data_npy_read_numpy COMMAND test_data --npy-check ${NABLA_DATA_NPY_DIR})
   set_tests_properties(data_npy_read_numpy PROPERTIES FIXTURES_REQUIRED data_npy_py LABELS torch)
 endif()
+
+# byte-level text: reading, windows, sampling (src/data/text.c)
+nabla_test(test_text test_text.c)
+add_test(NAME text COMMAND test_text)

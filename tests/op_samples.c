@@ -875,4 +875,5 @@ const sample_gen op_samples[NB__OP_COUNT] = {
     [NB__OP_SIGN_STE] = gen_sign_ste,
     [NB__OP_ROUND_STE] = gen_round_ste,
     [NB__OP_QUANTIZE_STE] = gen_quantize_ste,
+    [NB__OP_EMBEDDING] = gen_embedding,
 };

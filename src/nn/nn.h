@@ -4,7 +4,7 @@
 
 #include "core/internal.h"
 
-#define NB__MOD_MAX_T 6 /* parameters and buffers per module */
+#define NB__MOD_MAX_T 32 /* parameters and buffers per module */
 
 typedef nb_tensor *(*nb__mod_fwd)(nb_ctx *ctx, nb_module *m, nb_tensor *x);
 /* Re-initialise parameters; w/b NULL: the layer's own default. */
