@@ -746,6 +746,24 @@ nb_module *nb_rnn_layer(nb_ctx *ctx, const char *name, const nb_rnn_opts *o);
  * zeros and no lengths, returning the output. */
 nb_tensor *nb_rnn_forward(nb_ctx *ctx, nb_module *rnn, nb_tensor *x, nb_tensor *h0, nb_tensor *c0,
                           nb_tensor *lengths, nb_tensor **hn, nb_tensor **cn);
+/* Scaled dot-product attention over q [..., Tq, D], k [..., Tk, D], v [..., Tk, Dv]:
+ * softmax(q k^T / sqrt(D) + mask) v -> [..., Tq, Dv]. causal: query i sees keys
+ * j <= i (+ Tk - Tq). key_pad (may be NULL): [N, Tk] U8/I32/I64, nonzero where
+ * the key is padding (not attended); the leading dim of q is N. A row with no
+ * key left gives zeros. Composed of ops (its backward is theirs). */
+nb_tensor *nb_attention(nb_ctx *ctx, nb_tensor *q, nb_tensor *k, nb_tensor *v, bool causal,
+                        nb_tensor *key_pad);
+/* torch.nn.MultiheadAttention (batch_first, one in_proj [3E, E] + bias and an
+ * out_proj, parameters "in_proj_weight", "in_proj_bias", "out_proj.weight",
+ * "out_proj.bias", torch's init): self-attention of x [N, T, E] with `heads`
+ * heads (E % heads == 0, else NB_ERR_ARG). */
+nb_module *nb_mha_layer(nb_ctx *ctx, const char *name, int64_t embed, int heads);
+nb_tensor *nb_mha_forward(nb_ctx *ctx, nb_module *mha, nb_tensor *x, bool causal, nb_tensor *key_pad);
+/* Positional encodings added to x [N, T, E]: sinusoidal (Vaswani et al.; no
+ * parameters) or learned ("weight" [max_len, E] ~ N(0, 0.02^2)); T > max_len is
+ * NB_ERR_SHAPE. */
+nb_module *nb_positional_layer(nb_ctx *ctx, const char *name, int64_t max_len, int64_t embed,
+                               bool learned);
 /* Parses an activation name ("relu", "gelu_tanh", ...); NB_ACT_COUNT if unknown. */
 nb_act nb_act_from_name(const char *name);
 const char *nb_act_name(nb_act act);
