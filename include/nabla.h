@@ -1217,6 +1217,11 @@ typedef struct nb_train_result {
 } nb_train_result;
 
 nb_train_opts nb_train_opts_default(void);
+/* The loss nb_train minimises for one batch: kind's loss of the output
+ * against y (x when y is NULL: an autoencoder; float targets reshaped to the
+ * output when only the spelling of the shape differs) plus the terms layers
+ * added with nb_add_loss during the forward. */
+nb_tensor *nb_batch_loss(nb_ctx *ctx, nb_loss_kind kind, nb_tensor *out, nb_tensor *x, nb_tensor *y);
 /* Trains model with opt (and sched, may be NULL) on the train loader,
  * evaluating on val (may be NULL) after each epoch; norm is saved in the
  * checkpoints so evaluation can apply it. A loader without targets (y NULL)

@@ -63,23 +63,7 @@ static bool split_args(int argc, char **argv, lr_args *a, int *nargc, char **nar
 
 static nb_tensor *batch_loss(nb_ctx *ctx, const cfg *c, nb_module *m, nb_tensor *x, nb_tensor *y)
 {
-    nb_tensor *out = nb_module_forward(ctx, m, x);
-    nb_tensor *extra = nb_take_added_loss(ctx);
-    if (!out)
-        return NULL;
-    nb_loss_kind k = loss_kind(c);
-    nb_tensor *t = y ? y : x, *l;
-    if (k == NB_LOSS_CROSS_ENTROPY)
-        l = nb_cross_entropy(ctx, out, t, NULL);
-    else {
-        if (nb_numel(t) == nb_numel(out))
-            t = nb_reshape(ctx, t, out->ndim, out->shape);
-        l = k == NB_LOSS_MSE ? nb_mse_loss(ctx, out, t, NB_REDUCE_MEAN)
-            : k == NB_LOSS_BCE ? nb_bce_with_logits(ctx, out, t, NB_REDUCE_MEAN)
-                               : nb_mul_scalar(ctx, nb_bce_with_logits(ctx, out, t, NB_REDUCE_SUM),
-                                               1.0 / (double)out->shape[0]);
-    }
-    return extra && l ? nb_add(ctx, nb_reshape(ctx, l, 0, NULL), extra) : l;
+    return nb_batch_loss(ctx, loss_kind(c), nb_module_forward(ctx, m, x), x, y);
 }
 
 /* The next training batch, starting a new epoch when one ends. */
@@ -310,6 +294,13 @@ static double need_mb(const mem_est *e, int64_t batch)
     return e->fixed_mb + e->base_mb + e->per_sample_mb * (double)batch;
 }
 
+/* The largest batch within limit_mb (< 1: none), or `want` when a sample costs nothing. */
+static int64_t fit_batch(const mem_est *e, double limit_mb, int64_t want)
+{
+    double room = limit_mb - e->fixed_mb - e->base_mb;
+    return e->per_sample_mb > 0 ? (int64_t)floor(room / e->per_sample_mb) : want;
+}
+
 int plan_memory(const cfg *c, int64_t *batch, int64_t *accum)
 {
     cfg probe = *c;
@@ -323,9 +314,7 @@ int plan_memory(const cfg *c, int64_t *batch, int64_t *accum)
     session_close(&S);
     if (rc)
         return rc;
-    int64_t B = c->batch_size * c->accum_steps;
-    double room = c->memory_limit_mb - e.fixed_mb - e.base_mb;
-    int64_t fit = e.per_sample_mb > 0 ? (int64_t)floor(room / e.per_sample_mb) : B;
+    int64_t B = c->batch_size * c->accum_steps, fit = fit_batch(&e, c->memory_limit_mb, B);
     if (fit < 1) {
         fprintf(stderr, "nabla: memory: not even batch 1 fits in %.3g MiB (parameters and optimizer "
                 "state %.1f MiB, a step %.1f MiB + %.3f MiB per sample)\n", c->memory_limit_mb,
@@ -425,8 +414,7 @@ int cmd_check(int argc, char **argv)
            "model)\n", (long long)c.batch_size, e.base_mb + e.per_sample_mb * (double)c.batch_size,
            need_mb(&e, c.batch_size));
     if (c.memory_limit_mb > 0) {
-        double room = c.memory_limit_mb - e.fixed_mb - e.base_mb;
-        int64_t fit = e.per_sample_mb > 0 ? (int64_t)floor(room / e.per_sample_mb) : c.batch_size;
+        int64_t fit = fit_batch(&e, c.memory_limit_mb, c.batch_size);
         if (fit < 1) {
             printf("memory: nothing fits in %.3g MiB\n", c.memory_limit_mb);
             problems++;

@@ -337,6 +337,7 @@ nb__watch *nb__watch_new(nb_ctx *ctx, const nb_diag_opts *o, nb_module *model,
 nb_alarms *nb__watch_alarms(nb__watch *w) { return w ? w->alarms : NULL; }
 int nb__watch_raised(const nb__watch *w) { return w ? w->raised : 0; }
 const char *nb__watch_last(const nb__watch *w) { return w ? w->last : ""; }
+bool nb__watch_nonfinite(const nb__watch *w) { return w && !isfinite(w->norm); }
 
 /* ---- activations ---------------------------------------------------------------- */
 static void observe(nb_ctx *ctx, const nb_module *m, const nb_tensor *y, void *user)

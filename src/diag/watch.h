@@ -38,5 +38,7 @@ nb_alarm_action nb__watch_grads(nb_ctx *ctx, nb__watch *w, double lv);
 nb_status nb__watch_end(nb_ctx *ctx, nb__watch *w, double lr, bool skipped);
 /* The last alarm's message (for the error nb_train returns on a stop). */
 const char *nb__watch_last(const nb__watch *w);
+/* The last nb__watch_grads found NaN/Inf in the gradients. */
+bool nb__watch_nonfinite(const nb__watch *w);
 
 #endif

@@ -36,8 +36,10 @@ nb_train_opts nb_train_opts_default(void)
 /* The batch loss plus the terms layers added (nb_add_loss). Float targets
  * are reshaped to the output when only the shape's spelling differs ([B]
  * against [B, 1]); without targets (y NULL) the input x is the target. */
-static nb_tensor *loss_of(nb_ctx *ctx, nb_loss_kind k, nb_tensor *out, nb_tensor *x, nb_tensor *y)
+nb_tensor *nb_batch_loss(nb_ctx *ctx, nb_loss_kind k, nb_tensor *out, nb_tensor *x, nb_tensor *y)
 {
+    if (!ctx)
+        return NULL;
     nb_tensor *extra = nb_take_added_loss(ctx), *l;
     if (!out)
         return NULL;
@@ -102,7 +104,7 @@ nb_status nb_evaluate(nb_ctx *ctx, nb_module *model, nb_loader *data, nb_loss_ki
         if (st != NB_OK || !x)
             break;
         nb_tensor *out = nb_module_forward(ctx, model, x);
-        nb_tensor *l = loss_of(ctx, loss, out, x, y);
+        nb_tensor *l = nb_batch_loss(ctx, loss, out, x, y);
         if (!l) {
             st = ctx->err;
             break;
@@ -161,17 +163,6 @@ static void run_free(nb_ctx *ctx, run_state *r)
     nb__heap_free(ctx, r->best);
     nb__heap_free(ctx, r->trainable);
     nb_param_list_free(ctx, &r->params);
-}
-
-static bool all_grads_finite(const run_state *r)
-{
-    for (int i = 0; i < r->n_trainable; i++) {
-        const nb_tensor *g = r->trainable[i]->grad;
-        for (int64_t j = 0; g && j < nb_numel(g); j++)
-            if (!isfinite(nb_get(g, j)))
-                return false;
-    }
-    return true;
 }
 
 static nb_status keep_best(nb_ctx *ctx, run_state *r)
@@ -285,7 +276,7 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
             if (b % o.accum_steps == 0)
                 nb__watch_begin(ctx, watch, epoch, step + 1);
             nb_tensor *out = nb_module_forward(ctx, model, x);
-            nb_tensor *l = loss_of(ctx, o.loss, out, x, y);
+            nb_tensor *l = nb_batch_loss(ctx, o.loss, out, x, y);
             if (!l) {
                 st = ctx->err;
                 break;
@@ -321,7 +312,7 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
                 }
                 if (a == NB_ACTION_STOP) {
                     alarm_stop = true;
-                    if (!isfinite(lv) || !all_grads_finite(&run))
+                    if (!isfinite(lv) || nb__watch_nonfinite(watch))
                         st = nb__err(ctx, NB_ERR_NUMERIC, "train: stopped at epoch %d, batch %lld: %s",
                                      epoch, (long long)b + 1, nb__watch_last(watch));
                     break;
