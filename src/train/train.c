@@ -144,6 +144,16 @@ static nb_status ensure_dir(nb_ctx *ctx, const char *dir)
     if (stat(dir, &sb) == 0)
         return S_ISDIR(sb.st_mode) ? NB_OK
                                    : nb__err(ctx, NB_ERR_IO, "train: %s exists and is not a folder", dir);
+    /* make the parents too (mkdir -p): `out = runs/name` in a fresh checkout */
+    char path[1024];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(path, 0777) != 0 && errno != EEXIST)
+                return nb__err(ctx, NB_ERR_IO, "train: cannot create %s: %s", path, strerror(errno));
+            *p = '/';
+        }
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return nb__err(ctx, NB_ERR_IO, "train: cannot create %s: %s", dir, strerror(errno));
     return NB_OK;
