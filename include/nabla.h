@@ -764,6 +764,22 @@ nb_tensor *nb_mha_forward(nb_ctx *ctx, nb_module *mha, nb_tensor *x, bool causal
  * NB_ERR_SHAPE. */
 nb_module *nb_positional_layer(nb_ctx *ctx, const char *name, int64_t max_len, int64_t embed,
                                bool learned);
+/* Pre-LayerNorm transformer block over x [N, T, embed]:
+ *   x = x + drop(self_attn(norm1(x))); x = x + drop(linear2(drop(gelu(linear1(norm2(x))))))
+ * torch.nn.TransformerEncoderLayer(norm_first=True, activation="gelu",
+ * batch_first=True)'s parameters and names ("self_attn.in_proj_weight",
+ * "linear1.weight", "norm1.weight", ...) and init; unlike it, no dropout on the
+ * attention weights. causal: each position sees only itself and earlier ones
+ * (used by nb_module_forward too). key_pad as in nb_attention (may be NULL). */
+nb_module *nb_transformer_block(nb_ctx *ctx, const char *name, int64_t embed, int heads,
+                                int64_t hidden, double dropout, bool causal);
+nb_tensor *nb_transformer_forward(nb_ctx *ctx, nb_module *block, nb_tensor *x, nb_tensor *key_pad);
+/* A GPT (decoder-only language model) as a sequential: "emb" (vocab x width),
+ * "pos" (learned, context positions), "block0".."block{layers-1}" (causal,
+ * hidden 4 x width), "ln_f", "head" (width -> vocab). ids [N, T <= context] ->
+ * logits [N, T, vocab]. */
+nb_module *nb_gpt(nb_ctx *ctx, const char *name, int64_t vocab, int64_t context, int layers,
+                  int heads, int64_t width, double dropout);
 /* Parses an activation name ("relu", "gelu_tanh", ...); NB_ACT_COUNT if unknown. */
 nb_act nb_act_from_name(const char *name);
 const char *nb_act_name(nb_act act);

@@ -3,7 +3,9 @@
 loaded into torch.nn.MultiheadAttention(E, H, batch_first=True) under the
 names nabla wrote (its registry names are torch's state_dict keys) and run as
 self-attention on the same input with attn_mask = the causal mask and
-key_padding_mask, need_weights=False. nb_attention cases: softmax(q k^T /
+key_padding_mask, need_weights=False. Transformer-block cases: the same into
+torch.nn.TransformerEncoderLayer(norm_first=True, activation="gelu",
+dropout=0, batch_first=True) with src_mask and src_key_padding_mask. nb_attention cases: softmax(q k^T /
 sqrt(D) + mask) v computed by hand (torch 1.13 has no
 scaled_dot_product_attention), causal meaning key j visible to query i when
 j <= i + Tk - Tq. Both are backpropagated from the same upstream gradient;
@@ -32,7 +34,7 @@ def causal_mask(tq, tk):
     return j > i + (tk - tq)  # True: hidden
 
 
-def mha_case(r, heads, causal):
+def mha_case(r, heads, causal, block=False):
     x, kp, gy, y_nb, gx_nb = (r.tensor()[0] for _ in range(5))
     params = {}
     for _ in range(r.u32()):
@@ -41,12 +43,20 @@ def mha_case(r, heads, causal):
         g, _ = r.tensor()
         params[name] = (w, g)
     N, T, E = x.shape
-    m = torch.nn.MultiheadAttention(E, heads, batch_first=True)
+    if block:
+        m = torch.nn.TransformerEncoderLayer(E, heads, dim_feedforward=params["linear1.weight"][0].shape[0],
+                                             dropout=0.0, activation="gelu", batch_first=True,
+                                             norm_first=True)
+    else:
+        m = torch.nn.MultiheadAttention(E, heads, batch_first=True)
     m.load_state_dict({k: torch.from_numpy(v[0]) for k, v in params.items()})
     xt = leaf(x)
     am = causal_mask(T, T) if causal else None
     kpm = torch.from_numpy(kp).bool() if kp is not None else None
-    out, _ = m(xt, xt, xt, attn_mask=am, key_padding_mask=kpm, need_weights=False)
+    if block:
+        out = m(xt, src_mask=am, src_key_padding_mask=kpm)
+    else:
+        out, _ = m(xt, xt, xt, attn_mask=am, key_padding_mask=kpm, need_weights=False)
     (out * torch.from_numpy(gy)).sum().backward()
     checks = [("output", y_nb, out), ("x.grad", gx_nb, xt.grad)]
     checks += [(k + ".grad", params[k][1], p.grad) for k, p in m.named_parameters()]
@@ -75,8 +85,8 @@ def attn_case(r, causal):
 
 def run_case(r):
     kind, heads, causal, pad = (r.u32() for _ in range(4))
-    checks = mha_case(r, heads, causal) if kind == 0 else attn_case(r, causal)
-    tag = "%s H%d%s%s" % ("mha" if kind == 0 else "attention", heads, " causal" if causal else "",
+    checks = mha_case(r, heads, causal, kind == 2) if kind != 1 else attn_case(r, causal)
+    tag = "%s H%d%s%s" % (("mha", "attention", "transformer block")[kind], heads, " causal" if causal else "",
                           " key_pad" if pad else "")
     worst, ok = 0.0, True
     for name, ours, ref in checks:

@@ -363,8 +363,125 @@ static void test_errors(void **state)
     nb_ctx_free(ctx);
 }
 
+/* ---- transformer block and GPT ---------------------------------------------- */
+/* Every tensor of the tree is swapped for an F64 copy, so the float64 check
+ * covers x and all parameters through the whole block. */
+static int tree_to_f64(nb_ctx *ctx, nb_module *m, nb_tensor **out, int n)
+{
+    for (int i = 0; i < m->n_t; i++) {
+        nb_tensor *t = nb_param(ctx, NB_F64, m->t[i]->ndim, m->t[i]->shape);
+        assert_int_equal(nb_assign(ctx, t, m->t[i]), NB_OK);
+        nb_tensor_free(ctx, m->t[i]);
+        m->t[i] = t;
+        out[n++] = t;
+    }
+    for (int c = 0; c < m->n_children; c++)
+        n = tree_to_f64(ctx, m->children[c], out, n);
+    return n;
+}
+
+typedef struct {
+    nb_module *m;
+    nb_tensor *key_pad;
+} block_user;
+
+static nb_tensor *block_fn(nb_ctx *ctx, nb_tensor *const *in, int n, void *user)
+{
+    (void)n;
+    block_user *u = user;
+    return nb_transformer_forward(ctx, u->m, in[0], u->key_pad);
+}
+
+static void block_gradcheck(int heads, bool causal, const int *pad)
+{
+    nb_ctx *ctx = new_ctx(21);
+    const int64_t N = 2, T = 4, E = 4;
+    nb_module *m = nb_transformer_block(ctx, "blk", E, heads, 6, 0, causal);
+    assert_non_null(m);
+    nb_tensor *in[32];
+    in[0] = randn(ctx, NB_F64, NB_SHAPE(N, T, E), true);
+    int n = tree_to_f64(ctx, m, in, 1);
+    assert_int_equal(n, 13); /* x + 12 parameters */
+    for (int i = 1; i < n; i++)
+        if (in[i]->ndim == 1) /* biases and norm parameters away from 0 / 1 */
+            nb_fill_normal(ctx, in[i], 0.5, 0.5);
+    block_user u = {m, pad ? pad_mask(ctx, N, T, pad) : NULL};
+    nb_gradcheck_opts go = nb_gradcheck_opts_default();
+    nb_gradcheck_result res;
+    nb_status st = nb_gradcheck(ctx, block_fn, &u, in, n, &go, &res);
+    if (st != NB_OK)
+        fprintf(stderr, "block gradcheck: %s worst %g\n", nb_last_error(ctx), res.worst);
+    assert_int_equal(st, NB_OK);
+    assert_int_equal(res.n, n);
+    nb_module_free(ctx, m);
+    nb_ctx_free(ctx);
+}
+
+static void test_transformer(void **state)
+{
+    (void)state;
+    static const int pad[2] = {1, 0};
+    block_gradcheck(1, false, NULL);
+    block_gradcheck(2, true, NULL);
+    block_gradcheck(2, true, pad);
+
+    /* GPT: names, parameter count, logits shape, causality (a later token
+     * cannot change an earlier position's logits), and errors */
+    nb_ctx *ctx = new_ctx(8);
+    const int64_t V = 11, C = 6, W = 8;
+    nb_module *g = nb_gpt(ctx, "gpt", V, C, 2, 2, W, 0.1);
+    assert_non_null(g);
+    nb_param_list pl;
+    assert_int_equal(nb_module_params(ctx, g, &pl), NB_OK);
+    assert_int_equal(pl.n, 2 + 2 * 12 + 2 + 2);
+    assert_string_equal(pl.items[0].name, "emb.weight");
+    assert_string_equal(pl.items[1].name, "pos.weight");
+    assert_string_equal(pl.items[2].name, "block0.self_attn.in_proj_weight");
+    assert_string_equal(pl.items[6].name, "block0.linear1.weight");
+    assert_string_equal(pl.items[13].name, "block0.norm2.bias");
+    assert_string_equal(pl.items[pl.n - 2].name, "head.weight");
+    nb_param_list_free(ctx, &pl);
+    /* per block: 4 W^2 + 4 W (attention) + 8 W^2 + 5 W (MLP) + 4 W (norms) */
+    assert_int_equal(nb_module_param_count(g),
+                     V * W + C * W + 2 * (12 * W * W + 13 * W) + 2 * W + W * V + V);
+    nb_module_train(g, false);
+    nb_tensor *ids = nb_zeros(ctx, NB_I64, NB_SHAPE(2, 5));
+    for (int i = 0; i < 10; i++)
+        nb_set(ids, i, (i * 7) % V);
+    nb_tensor *y1 = nb_module_forward(ctx, g, ids);
+    assert_non_null(y1);
+    assert_int_equal(y1->ndim, 3);
+    assert_int_equal(y1->shape[2], V);
+    nb_set(ids, 4, 3); /* the last token of row 0 */
+    nb_tensor *y2 = nb_module_forward(ctx, g, ids);
+    assert_non_null(y2);
+    double before = 0, last = 0;
+    for (int64_t t = 0; t < 5; t++)
+        for (int64_t v = 0; v < V; v++) {
+            double d = fabs(nb_get(y1, t * V + v) - nb_get(y2, t * V + v));
+            if (t < 4)
+                before = fmax(before, d);
+            else
+                last = fmax(last, d);
+        }
+    assert_true(before == 0 && last > 0);
+    EXPECT(nb_module_forward(ctx, g, nb_zeros(ctx, NB_I64, NB_SHAPE(1, 7))), NB_ERR_SHAPE,
+           "pos: input [1,7,8] has 7 steps, max_len is 6");
+    EXPECT(nb_gpt(ctx, "gpt", V, C, 2, 3, W, 0), NB_ERR_ARG,
+           "transformer_block: embed 8 must be a positive multiple of heads 3, hidden 32 positive");
+    EXPECT(nb_transformer_block(ctx, "b", 8, 2, 16, 1.0, false), NB_ERR_ARG,
+           "transformer_block: dropout 1 is not in [0, 1)");
+    EXPECT(nb_transformer_forward(ctx, nb_module_child(g, 0), y1, NULL), NB_ERR_ARG,
+           "transformer_forward: embedding is not a transformer block");
+    EXPECT(nb_transformer_forward(ctx, nb_module_child(g, 2), y1, NULL), NB_ERR_SHAPE,
+           "block0: input [2,5,11] should be [batch, time, 8]");
+    nb_module_free(ctx, g);
+    nb_ctx_free(ctx);
+}
+
 /* ---- PyTorch parity dump ------------------------------------------------------ */
-/* kind 0: MHA (heads, causal, padding); kind 1: nb_attention (Tq, Tk, causal, padding) */
+/* kind 0: MHA (heads, causal, padding); kind 1: nb_attention (Tq, Tk, causal, padding);
+ * kind 2: a pre-LN transformer block (heads, causal, padding; hidden 24) */
 typedef struct {
     int kind, heads;
     bool causal, pad;
@@ -376,6 +493,8 @@ static const pcase cases[] = {
     {0, 1, true, true, 0, 0},   {0, 4, false, false, 0, 0}, {0, 4, true, false, 0, 0},
     {0, 4, false, true, 0, 0},  {0, 4, true, true, 0, 0},  {1, 2, false, false, 4, 6},
     {1, 2, true, false, 4, 6},  {1, 2, true, true, 6, 6},  {1, 2, false, true, 5, 6},
+    {2, 1, false, false, 0, 0}, {2, 4, true, false, 0, 0}, {2, 4, false, true, 0, 0},
+    {2, 2, true, true, 0, 0},
 };
 
 static void dump_params(nb_ctx *ctx, FILE *f, nb_module *m)
@@ -398,15 +517,22 @@ static void dump_case(nb_ctx *ctx, FILE *f, const pcase *c)
     uint32_t hdr[4] = {(uint32_t)c->kind, (uint32_t)c->heads, c->causal, c->pad};
     for (int i = 0; i < 4; i++)
         dump_u32(f, hdr[i]);
-    if (c->kind == 0) {
-        nb_module *m = nb_mha_layer(ctx, "attn", E, c->heads);
+    if (c->kind == 0 || c->kind == 2) {
+        nb_module *m = c->kind == 0 ? nb_mha_layer(ctx, "attn", E, c->heads)
+                                    : nb_transformer_block(ctx, "blk", E, c->heads, 24, 0, c->causal);
         assert_non_null(m);
-        /* non-zero biases so their use is checked too */
-        nb_fill_normal(ctx, m->t[1], 0, 0.5);
-        nb_fill_normal(ctx, m->children[0]->t[1], 0, 0.5);
+        /* non-zero biases and norm parameters so their use is checked too */
+        nb_param_list pl;
+        assert_int_equal(nb_module_params(ctx, m, &pl), NB_OK);
+        for (int i = 0; i < pl.n; i++)
+            if (pl.items[i].tensor->ndim == 1)
+                nb_fill_normal(ctx, pl.items[i].tensor, c->kind == 2 && strstr(pl.items[i].name, "norm") &&
+                               strstr(pl.items[i].name, "weight") ? 1 : 0, 0.5);
+        nb_param_list_free(ctx, &pl);
         nb_tensor *x = randn(ctx, NB_F32, NB_SHAPE(N, T, E), true);
         nb_tensor *kp = c->pad ? pad_mask(ctx, N, T, pad) : NULL;
-        nb_tensor *y = nb_mha_forward(ctx, m, x, c->causal, kp);
+        nb_tensor *y = c->kind == 0 ? nb_mha_forward(ctx, m, x, c->causal, kp)
+                                    : nb_transformer_forward(ctx, m, x, kp);
         assert_non_null(y);
         nb_tensor *gy = randn(ctx, NB_F32, y->ndim, y->shape, false);
         assert_int_equal(nb_backward(ctx, dot(ctx, y, gy)), NB_OK);
@@ -452,7 +578,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradcheck),      cmocka_unit_test(test_masks),
         cmocka_unit_test(test_mha_names_init), cmocka_unit_test(test_positional),
-        cmocka_unit_test(test_errors),         cmocka_unit_test(test_parity_dump),
+        cmocka_unit_test(test_errors),         cmocka_unit_test(test_transformer),
+        cmocka_unit_test(test_parity_dump),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
