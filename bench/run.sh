@@ -5,12 +5,12 @@
 # OPENBLAS_NUM_THREADS and OMP_NUM_THREADS pinned to the thread count, and
 # OMP_WAIT_POLICY=passive at 2 threads.
 # Usage: bench/run.sh [BUILD_DIR] [REPEATS] [BENCH...]   (build first: see README)
-#   BENCH: xor, matmul, mlp, cnn (default: all)
+#   BENCH: xor, matmul, mlp, cnn, lstm, gpt (default: all)
 set -eu
 BUILD=${1:-build}
 REPS=${2:-5}
 shift $(( $# > 2 ? 2 : $# ))
-WHICH=${*:-xor matmul mlp cnn}
+WHICH=${*:-xor matmul mlp cnn lstm gpt}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
 
@@ -51,6 +51,10 @@ for t in 1 2; do
             "$BUILD/bench/bench_mlp 200 $t" "$PY $HERE/bench_mlp.py 200" ;;
         cnn) run_pair "cnn conv32-conv64-fc b64 adam" "$t" samples_per_s rss_mb \
             "$BUILD/bench/bench_cnn 50 $t" "$PY $HERE/bench_cnn.py 50" ;;
+        lstm) run_pair "lstm emb64-lstm256 b32x64 adam" "$t" tokens_per_s rss_mb \
+            "$BUILD/bench/bench_lstm 20 $t" "$PY $HERE/bench_lstm.py 20" ;;
+        gpt) run_pair "tiny gpt 4x128 ctx128 b16 adamw" "$t" tokens_per_s rss_mb \
+            "$BUILD/bench/bench_gpt 8 $t" "$PY $HERE/bench_gpt.py 8" ;;
         *) echo "unknown benchmark $b" >&2; exit 2 ;;
         esac
     done

@@ -719,6 +719,52 @@ nb_module *nb_binary_linear(nb_ctx *ctx, const char *name, int64_t in, int64_t o
 nb_module *nb_embedding(nb_ctx *ctx, const char *name, int64_t num, int64_t dim, int64_t padding_idx);
 nb_tensor *nb_embedding_op(nb_ctx *ctx, nb_tensor *weight, nb_tensor *ids, int64_t padding_idx);
 
+/* Graph convolution (src/ops/sparse.c, src/nn/gcn.c). A graph's adjacency is
+ * sparse, so it is held in CSR form: row i's nonzeros are
+ * col[row_ptr[i] .. row_ptr[i+1]-1] with values val[...], columns sorted
+ * within a row, no duplicates. The tensors are persistent buffers (a
+ * constant: no gradient) owned by the nb_csr; free it with nb_csr_free
+ * before the context, and not while a recorded graph that uses it may still
+ * be backpropagated. */
+typedef struct nb_csr {
+    int64_t rows, cols, nnz;
+    nb_tensor *row_ptr; /* I64 [rows + 1] */
+    nb_tensor *col;     /* I64 [nnz] */
+    nb_tensor *val;     /* F32 or F64 [nnz] */
+} nb_csr;
+/* A [rows, cols] from nnz (row, col, value) triplets (val NULL: all 1),
+ * stored as dtype dt (F32/F64). Duplicates are summed. An index outside its
+ * range is NB_ERR_INDEX naming it and its position; a non-finite value is
+ * NB_ERR_NUMERIC. */
+nb_csr *nb_csr_from_coo(nb_ctx *ctx, nb_dtype dt, int64_t rows, int64_t cols, int64_t nnz,
+                        const int64_t *row, const int64_t *col, const double *val);
+void nb_csr_free(nb_ctx *ctx, nb_csr *a);
+/* Kipf & Welling's propagation matrix D^-1/2 (A + I) D^-1/2 for n nodes and
+ * the edges src[e] -> dst[e] (A[dst, src] = number of such edges; undirected:
+ * each edge also counts as dst -> src, a self loop once), D = the row sums of
+ * A + I. As torch_geometric's gcn_norm with add_self_loops, except that a
+ * self loop in the input adds to I's 1 rather than replacing it. */
+nb_csr *nb_gcn_norm_adjacency(nb_ctx *ctx, nb_dtype dt, int64_t n, int64_t n_edges,
+                              const int64_t *src, const int64_t *dst, bool undirected);
+/* y = A x: A [M, K] sparse, x [K, F] dense (any strides; A's dtype) -> y [M, F].
+ * x gets the gradient A^T g (deterministic for any thread count). */
+nb_tensor *nb_spmm(nb_ctx *ctx, const nb_csr *a, nb_tensor *x);
+/* The op itself over the CSR's three tensors (row_ptr, col I64; val of x's
+ * dtype; all 1-D): fully validated on every call (NB_ERR_INDEX for a column
+ * outside [0, K) or a malformed row_ptr, NB_ERR_NUMERIC for a non-finite
+ * value). val may require grad (learned edge weights): dval[p] =
+ * <g[row p], x[col p]>. */
+nb_tensor *nb_spmm_csr(nb_ctx *ctx, nb_tensor *row_ptr, nb_tensor *col, nb_tensor *val,
+                       nb_tensor *x);
+/* torch_geometric's GCNConv: y = A_hat (x W^T) + b, x [N, in] -> [N, out],
+ * with A_hat from nb_gcn_norm_adjacency. Parameters "bias" [out] (zeros; only
+ * with bias) and "lin.weight" [out, in] (Glorot uniform), as GCNConv's
+ * state_dict (torch_geometric >= 2.0). nb_module_forward cannot pass the
+ * adjacency: call nb_gcn_forward (a wrong layer or a node-count mismatch is an
+ * error). */
+nb_module *nb_gcn_layer(nb_ctx *ctx, const char *name, int64_t in, int64_t out, bool bias);
+nb_tensor *nb_gcn_forward(nb_ctx *ctx, nb_module *gcn, const nb_csr *adj, nb_tensor *x);
+
 /* Recurrent layers with torch.nn.RNN/LSTM/GRU's equations, parameter names
  * (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, ..._reverse; gates in
  * torch's order: LSTM i f g o, GRU r z n) and initialisation
@@ -774,10 +820,10 @@ nb_module *nb_positional_layer(nb_ctx *ctx, const char *name, int64_t max_len, i
 nb_module *nb_transformer_block(nb_ctx *ctx, const char *name, int64_t embed, int heads,
                                 int64_t hidden, double dropout, bool causal);
 nb_tensor *nb_transformer_forward(nb_ctx *ctx, nb_module *block, nb_tensor *x, nb_tensor *key_pad);
-/* A GPT (decoder-only language model) as a sequential: "emb" (vocab x width),
- * "pos" (learned, context positions), "block0".."block{layers-1}" (causal,
- * hidden 4 x width), "ln_f", "head" (width -> vocab). ids [N, T <= context] ->
- * logits [N, T, vocab]. */
+/* A GPT (decoder-only language model): children "emb" (vocab x width,
+ * N(0, 0.02^2)), "pos" (learned, context positions), "block0".."block{layers-1}"
+ * (causal, hidden 4 x width), "ln_f"; the output layer is emb.weight (tied, no
+ * bias), as GPT-2's. ids [N, T <= context] -> logits [N, T, vocab]. */
 nb_module *nb_gpt(nb_ctx *ctx, const char *name, int64_t vocab, int64_t context, int layers,
                   int heads, int64_t width, double dropout);
 /* Parses an activation name ("relu", "gelu_tanh", ...); NB_ACT_COUNT if unknown. */
@@ -988,6 +1034,10 @@ typedef struct nb_loader_opts {
     int crop_pad;         /* > 0: pad by this with zeros, crop back at random */
     bool hflip;           /* mirror left-right with probability 1/2 */
     double erase_p;       /* erase a random rectangle with this probability */
+    /* Token sequences: integer x rows (ids, any row shape) come out as I64
+     * as they are (no normalisation or augmentation), and integer y rows of
+     * any shape as I64 ([B, T] next-token targets for [B, T] contexts). */
+    bool tokens;
 } nb_loader_opts;
 
 typedef struct nb_loader nb_loader;
@@ -1105,7 +1155,9 @@ nb_status nb_collapse_check(nb_ctx *ctx, nb_collapse *d, const nb_diversity *now
 /* ------------------------------------------------------------------------ */
 /* Byte-level text (src/data/text.c): tokens are bytes, ids 0..255.         */
 /* ------------------------------------------------------------------------ */
-/* A file's bytes as a persistent U8 tensor [len] (2 <= len <= 2^31). */
+/* A file's bytes as a persistent U8 tensor [len] (2 <= len <= 2^31). A
+ * directory: its regular files (links and dot files skipped), in name order,
+ * concatenated (/usr/share/common-licenses: 236 KB of English prose). */
 nb_tensor *nb_text_read(nb_ctx *ctx, const char *path);
 /* Entropy of the byte frequencies of tokens[begin, end), nats per byte: the
  * loss of the best model that ignores context (NAN on bad arguments). */
@@ -1236,7 +1288,9 @@ nb_train_opts nb_train_opts_default(void);
 /* The loss nb_train minimises for one batch: kind's loss of the output
  * against y (x when y is NULL: an autoencoder; float targets reshaped to the
  * output when only the spelling of the shape differs) plus the terms layers
- * added with nb_add_loss during the forward. */
+ * added with nb_add_loss during the forward. Cross-entropy of a sequence's
+ * logits [B, T, C] against ids [B, T] is the mean over all B x T positions
+ * (and accuracies count every position). */
 nb_tensor *nb_batch_loss(nb_ctx *ctx, nb_loss_kind kind, nb_tensor *out, nb_tensor *x, nb_tensor *y);
 /* Trains model with opt (and sched, may be NULL) on the train loader,
  * evaluating on val (may be NULL) after each epoch; norm is saved in the

@@ -876,4 +876,6 @@ const sample_gen op_samples[NB__OP_COUNT] = {
     [NB__OP_ROUND_STE] = gen_round_ste,
     [NB__OP_QUANTIZE_STE] = gen_quantize_ste,
     [NB__OP_EMBEDDING] = gen_embedding,
+    [NB__OP_SPMM] = gen_spmm,
+    [NB__OP_ATTENTION] = gen_attention,
 };

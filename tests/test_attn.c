@@ -433,17 +433,17 @@ static void test_transformer(void **state)
     assert_non_null(g);
     nb_param_list pl;
     assert_int_equal(nb_module_params(ctx, g, &pl), NB_OK);
-    assert_int_equal(pl.n, 2 + 2 * 12 + 2 + 2);
+    assert_int_equal(pl.n, 2 + 2 * 12 + 2);
     assert_string_equal(pl.items[0].name, "emb.weight");
     assert_string_equal(pl.items[1].name, "pos.weight");
     assert_string_equal(pl.items[2].name, "block0.self_attn.in_proj_weight");
     assert_string_equal(pl.items[6].name, "block0.linear1.weight");
     assert_string_equal(pl.items[13].name, "block0.norm2.bias");
-    assert_string_equal(pl.items[pl.n - 2].name, "head.weight");
+    assert_string_equal(pl.items[pl.n - 2].name, "ln_f.weight");
     nb_param_list_free(ctx, &pl);
     /* per block: 4 W^2 + 4 W (attention) + 8 W^2 + 5 W (MLP) + 4 W (norms) */
     assert_int_equal(nb_module_param_count(g),
-                     V * W + C * W + 2 * (12 * W * W + 13 * W) + 2 * W + W * V + V);
+                     V * W + C * W + 2 * (12 * W * W + 13 * W) + 2 * W);
     nb_module_train(g, false);
     nb_tensor *ids = nb_zeros(ctx, NB_I64, NB_SHAPE(2, 5));
     for (int i = 0; i < 10; i++)

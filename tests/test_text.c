@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -47,6 +49,44 @@ static void test_read_entropy(void **state)
     assert_int_equal(nb_last_status(ctx), NB_ERR_FORMAT);
     nb_clear_error(ctx);
     unlink(path);
+    nb_ctx_free(ctx);
+}
+
+/* A directory: its regular files in name order; links and dot files skipped */
+static void test_read_dir(void **state)
+{
+    (void)state;
+    nb_ctx *ctx = nb_ctx_new(NULL);
+    char dir[64], p[128];
+    snprintf(dir, sizeof dir, "/tmp/nb_textdir_%d", (int)getpid());
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_null(nb_text_read(ctx, dir));
+    assert_int_equal(nb_last_status(ctx), NB_ERR_FORMAT);
+    assert_non_null(strstr(nb_last_error(ctx), ": no regular files in the directory"));
+    nb_clear_error(ctx);
+    static const char *names[] = {"b.txt", "a.txt", ".hidden"}, *texts[] = {"BB", "aaa", "zz"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        FILE *f = fopen(p, "wb");
+        assert_non_null(f);
+        fputs(texts[i], f);
+        fclose(f);
+    }
+    char ln[160];
+    snprintf(p, sizeof p, "%s/a.txt", dir);
+    snprintf(ln, sizeof ln, "%s/c.link", dir);
+    assert_int_equal(symlink(p, ln), 0);
+    nb_tensor *t = nb_text_read(ctx, dir);
+    assert_non_null(t);
+    assert_int_equal(t->shape[0], 5);
+    assert_memory_equal(t->data, "aaaBB", 5);
+    nb_tensor_free(ctx, t);
+    unlink(ln);
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        unlink(p);
+    }
+    rmdir(dir);
     nb_ctx_free(ctx);
 }
 
@@ -146,7 +186,7 @@ static void test_sampling(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_read_entropy),
+        cmocka_unit_test(test_read_entropy), cmocka_unit_test(test_read_dir),
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_sampling),
     };

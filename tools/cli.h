@@ -22,6 +22,9 @@ typedef struct session {
     const cfg *c;
     nb_ctx *ctx;
     data tr, te;
+    data va;             /* format = text: the validation windows (else rows of tr by sp) */
+    int64_t text_bytes;  /* format = text: the file's size */
+    double unigram;      /* format = text: entropy of the validation bytes (nats) */
     nb_split sp;
     nb_norm norm;
     nb_module *model;

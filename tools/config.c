@@ -26,7 +26,10 @@ typedef struct {
 #define B(sec, k, field) {sec, k, T_BOOL, offsetof(cfg, field), 0, 0, 0, NULL, 0}
 
 static const entry schema[] = {
-    S("data", "format", format, "idx|csv|npy"),
+    S("data", "format", format, "idx|csv|npy|text"),
+    S("data", "text", text_path, NULL),
+    I("data", "context", context, 1, 1 << 20),
+    I("data", "stride", stride, 0, 1 << 20),
     S("data", "train_images", train_images, NULL),
     S("data", "train_labels", train_labels, NULL),
     S("data", "test_images", test_images, NULL),
@@ -128,6 +131,7 @@ void cfg_defaults(cfg *c)
 {
     memset(c, 0, sizeof *c);
     strcpy(c->format, "idx");
+    c->context = 128;
     c->header = true;
     c->val_fraction = 0.1;
     strcpy(c->normalize, "global");
@@ -371,13 +375,18 @@ bool cfg_set(cfg *c, const char *assignment, char *err, size_t cap)
 bool cfg_check(const cfg *c, char *err, size_t cap)
 {
     const char *why = NULL;
+    bool files = strcmp(c->format, "csv") && strcmp(c->format, "text"); /* idx or npy */
     if (!c->layers[0])
         why = "[model] layers is required (e.g. layers = linear:512, relu, linear:10)";
+    else if (!strcmp(c->format, "text") && !c->text_path[0])
+        why = "[data] text (a file or a directory of text files) is required for format = text";
+    else if (!strcmp(c->format, "text") && (strcmp(c->loss, "cross_entropy") || !strcmp(c->target, "input")))
+        why = "format = text trains next-byte prediction: it needs loss = cross_entropy and target = labels";
     else if (!strcmp(c->format, "csv") && !c->train_csv[0])
         why = "[data] train is required for format = csv";
-    else if (strcmp(c->format, "csv") && !c->train_images[0])
+    else if (files && !c->train_images[0])
         why = "[data] train_images is required for format = idx or npy";
-    else if (strcmp(c->format, "csv") && !c->train_labels[0] && strcmp(c->target, "input"))
+    else if (files && !c->train_labels[0] && strcmp(c->target, "input"))
         why = "[data] train_labels is required unless target = input";
     else if (!strcmp(c->target, "input") && !strcmp(c->loss, "cross_entropy"))
         why = "[data] target = input (an autoencoder) needs [train] loss = mse, bce or bce_sum";

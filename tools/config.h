@@ -13,6 +13,8 @@ typedef struct cfg {
     char format[16];
     char train_images[CFG_PATH], train_labels[CFG_PATH], test_images[CFG_PATH], test_labels[CFG_PATH];
     char train_csv[CFG_PATH], test_csv[CFG_PATH], label[64];
+    char text_path[CFG_PATH]; /* format = text: a file or a directory of text files */
+    int64_t context, stride;  /* text windows: bytes per row; start every stride (0: context) */
     bool header;
     double val_fraction;
     char normalize[16];

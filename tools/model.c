@@ -6,6 +6,13 @@
  *   bn  gn:G  ln            batch, group (images) and layer normalisation
  *   resblock:OUT[:s=S]      torchvision's BasicBlock
  *   upsample:S  flatten  dropout:P  relu  tanh  ...  (activations)
+ * and for text (format = text: rows of T byte ids, targets the next bytes):
+ *   embedding:E             byte ids -> [T, E] (vocabulary 256)
+ *   positional[:sinusoidal] learned (default) or sinusoidal positions
+ *   lstm:H[:L]  gru:H[:L]  rnn:H[:L]   L stacked recurrent layers
+ *   transformer:HEADS[:HIDDEN[:DROPOUT]]  a causal pre-LN block (HIDDEN 4 E)
+ *   gpt:LAYERS:HEADS:WIDTH[:DROPOUT]      embedding to logits, tied (nb_gpt)
+ *   linear and ln act on the last dim of a sequence.
  * Images [N, H, W] get a channel dim first when the list starts with an image
  * layer. Layers are named by kind and count: conv1, bn1, fc1, block1, ...
  * A conv directly followed by relu becomes one conv with the ReLU fused. */
@@ -18,6 +25,7 @@
 typedef struct {
     bool image;      /* the row is [c, h, w] (else [f]) */
     int64_t c, h, w, f;
+    int seq;         /* text: 1 the row is [T] byte ids, 2 it is [T, f]; T in h */
 } shape_t;
 
 static char *trim(char *s)
@@ -94,14 +102,83 @@ static bool add_layer(nb_ctx *ctx, const cfg *c, nb_module *m, char *tok, shape_
         arg++;
     }
     /* integer arguments for the shaped layers; dropout and activations take a float */
-    bool real_arg = !strcmp(kind, "dropout") || nb_act_from_name(kind) != NB_ACT_COUNT;
+    bool real_arg = !strcmp(kind, "dropout") || nb_act_from_name(kind) != NB_ACT_COUNT ||
+                    !strcmp(kind, "positional"); /* a word */
     char argcopy[64];
     snprintf(argcopy, sizeof argcopy, "%s", arg ? arg : "");
     args_t a = parse_args(real_arg || !arg ? NULL : argcopy);
     char name[24];
     nb_module *layer = NULL;
+    if (!strcmp(kind, "transformer") || !strcmp(kind, "gpt")) {
+        /* integers then an optional float: parsed here */
+        long v[3] = {0, 0, 0};
+        double p = 0;
+        int n = 0, want = kind[0] == 'g' ? 3 : 1, most = kind[0] == 'g' ? 3 : 2;
+        char *save = NULL, targ[64]; /* argcopy was cut up by parse_args */
+        snprintf(targ, sizeof targ, "%s", arg ? arg : "");
+        for (char *t = arg ? strtok_r(targ, ":", &save) : NULL; t; t = strtok_r(NULL, ":", &save)) {
+            char *end;
+            if (n < most && (v[n] = strtol(t, &end, 10), *end == '\0') && t[0])
+                n++;
+            else if (n >= want && (p = strtod(t, &end), *end == '\0') && t[0] && p >= 0 && p < 1)
+                most = n; /* the dropout ends the list */
+            else
+                return err(c, tok, kind[0] == 'g' ? "gpt:LAYERS:HEADS:WIDTH[:DROPOUT]"
+                                                  : "transformer:HEADS[:HIDDEN[:DROPOUT]]");
+        }
+        if (n < want)
+            return err(c, tok, kind[0] == 'g' ? "needs layers, heads and width (gpt:4:4:128)"
+                                              : "needs a head count (transformer:4)");
+        if (kind[0] == 'g') {
+            if (s->seq != 1)
+                return err(c, tok, "needs byte ids: put it first, with format = text");
+            layer = nb_gpt(ctx, "gpt", 256, s->h, (int)v[0], (int)v[1], v[2], p);
+            s->seq = 2;
+            s->f = 256;
+        } else {
+            if (s->seq != 2)
+                return err(c, tok, "needs a sequence of vectors (embedding:E before it)");
+            snprintf(name, sizeof name, "block%d", ++count[2]);
+            layer = nb_transformer_block(ctx, name, s->f, (int)v[0], n > 1 ? v[1] : 4 * s->f, p, true);
+        }
+        return layer ? nb_sequential_add(ctx, m, layer) == NB_OK
+                     : err(c, tok, nb_last_error(ctx));
+    }
     if (a.bad)
         return err(c, tok, "bad arguments (numbers, then s=, p=, g=, d=)");
+    if (!strcmp(kind, "embedding")) {
+        if (s->seq != 1)
+            return err(c, tok, "needs byte ids (format = text), once, first");
+        if (a.npos != 1 || a.pos[0] < 1)
+            return err(c, tok, "needs a positive width (embedding:64)");
+        layer = nb_embedding(ctx, "emb", 256, a.pos[0], -1);
+        s->seq = 2;
+        s->f = a.pos[0];
+        return nb_sequential_add(ctx, m, layer) == NB_OK;
+    }
+    if (s->seq == 1)
+        return err(c, tok, "byte ids need an embedding (embedding:E or gpt:...) first");
+    if (!strcmp(kind, "positional")) {
+        if (s->seq != 2 || (arg && strcmp(arg, "learned") && strcmp(arg, "sinusoidal")))
+            return err(c, tok, "needs a sequence (after embedding:E); positional[:learned|:sinusoidal]");
+        layer = nb_positional_layer(ctx, "pos", s->h, s->f, !arg || !strcmp(arg, "learned"));
+        return nb_sequential_add(ctx, m, layer) == NB_OK;
+    }
+    if (!strcmp(kind, "lstm") || !strcmp(kind, "gru") || !strcmp(kind, "rnn")) {
+        if (s->seq != 2)
+            return err(c, tok, "needs a sequence (after embedding:E)");
+        if (a.npos < 1 || a.npos > 2 || a.pos[0] < 1 || (a.npos == 2 && a.pos[1] < 1))
+            return err(c, tok, "needs a hidden size and optionally layers (lstm:256:2)");
+        nb_rnn_opts o = nb_rnn_opts_default(kind[0] == 'l' ? NB_LSTM : kind[0] == 'g' ? NB_GRU
+                                                                                      : NB_RNN_TANH,
+                                            s->f, a.pos[0]);
+        o.batch_first = true;
+        o.layers = a.npos == 2 ? (int)a.pos[1] : 1;
+        snprintf(name, sizeof name, "%.8s%d", kind, ++count[2]);
+        layer = nb_rnn_layer(ctx, name, &o);
+        s->f = a.pos[0];
+        return layer ? nb_sequential_add(ctx, m, layer) == NB_OK : err(c, tok, nb_last_error(ctx));
+    }
     if (!strcmp(kind, "linear") || !strcmp(kind, "blinear")) {
         if (a.npos != 1 || a.pos[0] < 1)
             return err(c, tok, "needs a positive width (linear:512)");
@@ -201,8 +278,11 @@ nb_module *build_model(nb_ctx *ctx, const cfg *c, const nb_tensor *x, int64_t *o
     nb_module *m = nb_sequential(ctx, NULL);
     if (!m)
         return NULL;
-    shape_t s = {false, 1, 1, 1, 1};
-    if (x->ndim == 2) {
+    shape_t s = {false, 1, 1, 1, 1, 0};
+    if (!strcmp(c->format, "text")) {
+        s.seq = 1;
+        s.h = x->shape[1];
+    } else if (x->ndim == 2) {
         s.f = x->shape[1];
     } else if (x->ndim == 3 || x->ndim == 4) {
         s.image = true;

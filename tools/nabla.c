@@ -201,6 +201,49 @@ bool load_config(cfg *c, int argc, char **argv, int from, char *err, size_t cap)
     return cfg_load(c, argv[2], err, cap) && apply_sets(c, argc, argv, from, err, cap);
 }
 
+/* format = text: n bytes generated after `prompt` (temperature 0.8, top-k
+ * 20), each from the last `context` bytes (the model is run over the window
+ * again: no carried state, so LSTMs and transformers alike); printed and
+ * written to OUT/sample.txt. */
+static nb_status text_sample(nb_ctx *ctx, const cfg *c, nb_module *model, const char *prompt, int n)
+{
+    bool grad = nb_set_grad_enabled(ctx, false), was = nb_module_training(model);
+    nb_module_train(model, false);
+    int64_t len = (int64_t)strlen(prompt), cap = len + n, T = c->context;
+    unsigned char *buf = malloc((size_t)cap);
+    nb_status st = buf ? NB_OK : NB_ERR_NOMEM;
+    if (buf)
+        memcpy(buf, prompt, (size_t)len);
+    while (st == NB_OK && len < cap) {
+        nb_arena_mark m = nb_arena_mark_get(ctx);
+        int64_t t = len < T ? len : T;
+        nb_tensor *ids = nb_empty(ctx, NB_I64, NB_SHAPE(1, t));
+        for (int64_t i = 0; ids && i < t; i++)
+            nb_set(ids, i, buf[len - t + i]);
+        nb_tensor *lg = ids ? nb_module_forward(ctx, model, ids) : NULL;
+        int64_t next = lg ? nb_sample_token(ctx, lg, 0.8, 20) : -1;
+        if (next < 0)
+            st = nb_last_status(ctx) != NB_OK ? nb_last_status(ctx) : NB_ERR_ARG;
+        else
+            buf[len++] = (unsigned char)next;
+        nb_arena_rewind(ctx, m);
+    }
+    if (st == NB_OK) {
+        printf("sample (temperature 0.8, top-k 20):\n%.*s\n", (int)len, (const char *)buf);
+        char path[CFG_PATH + 16];
+        snprintf(path, sizeof path, "%s/sample.txt", c->out);
+        FILE *f = c->out[0] ? fopen(path, "wb") : NULL;
+        if (f) {
+            fwrite(buf, 1, (size_t)len, f);
+            fclose(f);
+        }
+    }
+    free(buf);
+    nb_module_train(model, was);
+    nb_set_grad_enabled(ctx, grad);
+    return st;
+}
+
 int run_train(const cfg *c0, bool quiet, run_result *r)
 {
     cfg cc = *c0; /* shallow: the text stays c0's */
@@ -225,6 +268,11 @@ int run_train(const cfg *c0, bool quiet, run_result *r)
     bool tty = isatty(STDERR_FILENO);
     pr.bar = !quiet && (!strcmp(c->progress, "bar") || (!strcmp(c->progress, "auto") && tty));
     pr.lines = !quiet && strcmp(c->progress, "none") != 0;
+    bool text = !strcmp(c->format, "text");
+    if (!quiet && text)
+        printf("text %s: %lld bytes; windows of %lld bytes (each predicts the next byte at every "
+               "position); unigram entropy of the validation bytes %.4f nats\n", c->text_path,
+               (long long)S.text_bytes, (long long)c->context, S.unigram);
     if (!quiet)
         printf("nabla %s: %lld parameters, %lld train / %lld val / %lld test rows, %d threads\n",
                NB_VERSION_STRING, (long long)nb_module_param_count(S.model), (long long)S.sp.n_train,
@@ -278,6 +326,14 @@ int run_train(const cfg *c0, bool quiet, run_result *r)
                                   S.te.x ? S.te.x : S.tr.x) != NB_OK) {
         fail(ctx, "images");
         goto out;
+    }
+    if (!quiet && text) {
+        printf("validation loss %.4f nats/byte (unigram entropy of the validation bytes %.4f)\n",
+               r->train.val_loss, S.unigram);
+        if (text_sample(ctx, c, S.model, "The ", 300) != NB_OK) {
+            fail(ctx, "sample");
+            goto out;
+        }
     }
     rc = 0;
 out:

@@ -238,6 +238,50 @@ static int apply_transfer(nb_ctx *ctx, const cfg *c, nb_module *model)
     return 0;
 }
 
+/* ---- text: windows of bytes -------------------------------------------------------- */
+/* Windows over tok[begin, end): row i is tok[begin + i stride, + T) and its
+ * targets the same one byte later; U8 [rows, T] both. */
+static bool windows(nb_ctx *ctx, const nb_tensor *tok, int64_t begin, int64_t end, int64_t T,
+                    int64_t stride, data *d)
+{
+    int64_t rows = end - begin > T ? (end - begin - T - 1) / stride + 1 : 0;
+    d->x = d->y = NULL;
+    if (rows < 1) {
+        fprintf(stderr, "nabla: data: %lld bytes make no window of context %lld + 1\n",
+                (long long)(end - begin), (long long)T);
+        return false;
+    }
+    d->x = nb_buffer(ctx, NB_U8, NB_SHAPE(rows, T));
+    d->y = nb_buffer(ctx, NB_U8, NB_SHAPE(rows, T));
+    if (!d->x || !d->y)
+        return false;
+    const uint8_t *t = tok->data;
+    for (int64_t r = 0; r < rows; r++) {
+        memcpy((uint8_t *)d->x->data + r * T, t + begin + r * stride, (size_t)T);
+        memcpy((uint8_t *)d->y->data + r * T, t + begin + r * stride + 1, (size_t)T);
+    }
+    return true;
+}
+
+/* The text's last val_fraction of bytes (whole, not sampled: windows that
+ * overlap would leak) is the validation span, cut in windows of T; the rest
+ * is cut every `stride` bytes for training. */
+static bool load_text(nb_ctx *ctx, const cfg *c, session *s)
+{
+    nb_tensor *tok = nb_text_read(ctx, c->text_path);
+    if (!tok)
+        return false;
+    int64_t n = tok->shape[0], n_val = (int64_t)((double)n * c->val_fraction);
+    int64_t T = c->context, stride = c->stride ? c->stride : T;
+    if (!windows(ctx, tok, 0, n - n_val, T, stride, &s->tr) ||
+        (n_val > 0 && !windows(ctx, tok, n - n_val, n, T, T, &s->va)))
+        return false;
+    s->text_bytes = n;
+    s->unigram = n_val > 0 ? nb_unigram_entropy(tok, n - n_val, n) : NAN;
+    nb_tensor_free(ctx, tok);
+    return true;
+}
+
 /* ---- a session: everything one training run needs ------------------------------ */
 int session_open(const cfg *c, session *s)
 {
@@ -247,7 +291,9 @@ int session_open(const cfg *c, session *s)
     if (!s->ctx)
         return fail(NULL, "out of memory");
     nb_ctx *ctx = s->ctx;
-    if (!load_split(ctx, c, false, &s->tr) || (has_test(c) && !load_split(ctx, c, true, &s->te))) {
+    bool text = !strcmp(c->format, "text");
+    if (text ? !load_text(ctx, c, s)
+             : !load_split(ctx, c, false, &s->tr) || (has_test(c) && !load_split(ctx, c, true, &s->te))) {
         if (nb_last_status(ctx) != NB_OK)
             fail(ctx, "data");
         return 1;
@@ -260,8 +306,11 @@ int session_open(const cfg *c, session *s)
         return 1;
     if (apply_transfer(ctx, c, s->model)) /* before the optimizer is made */
         return 1;
-    if (nb_split_make(ctx, s->tr.x->shape[0], c->val_fraction, c->seed, &s->sp) != NB_OK ||
-        nb_norm_fit(ctx, s->tr.x, s->sp.train, s->sp.n_train, norm_kind(c), &s->norm) != NB_OK)
+    if (text) { /* all training windows; validation windows apart (load_text) */
+        s->sp.n_train = s->tr.x->shape[0];
+        s->sp.n_val = s->va.x ? s->va.x->shape[0] : 0;
+    } else if (nb_split_make(ctx, s->tr.x->shape[0], c->val_fraction, c->seed, &s->sp) != NB_OK ||
+               nb_norm_fit(ctx, s->tr.x, s->sp.train, s->sp.n_train, norm_kind(c), &s->norm) != NB_OK)
         return fail(ctx, "data");
     nb_loader_opts lo = nb_loader_opts_default();
     lo.batch_size = c->batch_size;
@@ -272,16 +321,18 @@ int session_open(const cfg *c, session *s)
     lo.crop_pad = (int)c->crop_pad;
     lo.hflip = c->hflip;
     lo.erase_p = c->erase_p;
+    lo.tokens = text;
     s->ltr = nb_loader_new(ctx, s->tr.x, s->tr.y, s->sp.train, s->sp.n_train, &s->norm, &lo);
     nb_loader_opts le = lo;
     le.crop_pad = 0; /* evaluation sees the images as they are */
     le.hflip = false;
     le.erase_p = 0;
     le.shuffle = le.drop_last = false;
-    le.batch_size = 256;
+    le.batch_size = text ? c->batch_size : 256; /* windows: as many as training holds */
     le.prefetch = false;
     if (s->ltr && s->sp.n_val > 0)
-        s->lval = nb_loader_new(ctx, s->tr.x, s->tr.y, s->sp.val, s->sp.n_val, &s->norm, &le);
+        s->lval = text ? nb_loader_new(ctx, s->va.x, s->va.y, NULL, 0, &s->norm, &le)
+                       : nb_loader_new(ctx, s->tr.x, s->tr.y, s->sp.val, s->sp.n_val, &s->norm, &le);
     if (s->ltr && s->te.x)
         s->lte = nb_loader_new(ctx, s->te.x, s->te.y, NULL, 0, &s->norm, &le);
     if (!s->ltr || (s->sp.n_val > 0 && !s->lval) || (s->te.x && !s->lte))

@@ -273,6 +273,22 @@ static void fill(nb_loader *l, int64_t b, int s)
     const nb_norm *nm = l->norm && l->norm->kind != NB_NORM_NONE ? l->norm : NULL;
     const float *mean = nm ? nm->mean->data : NULL, *sd = nm ? nm->std->data : NULL;
     bool global = nm && nm->kind != NB_NORM_FEATURE;
+    if (l->o.tokens) { /* ids as they are, I64 */
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t src = l->order[start + r];
+            int64_t *xd = (int64_t *)l->xb[s]->data + r * l->D, *yd;
+            for (int64_t j = 0; j < l->D; j++)
+                xd[j] = (int64_t)nb__load(x->dtype, (const char *)x->data + (src * l->D + j) * (int64_t)es);
+            if (!l->y)
+                continue;
+            size_t ys = nb__esize(l->y->dtype);
+            yd = (int64_t *)l->yb[s]->data + r * l->ycols;
+            for (int64_t j = 0; j < l->ycols; j++)
+                yd[j] = (int64_t)nb__load(l->y->dtype,
+                                          (const char *)l->y->data + (src * l->ycols + j) * (int64_t)ys);
+        }
+        return;
+    }
     for (int64_t r = 0; r < rows; r++) {
         int64_t src = l->order[start + r];
         const char *row = (const char *)x->data + src * l->D * (int64_t)es;
@@ -382,10 +398,21 @@ nb_loader *nb_loader_new(nb_ctx *ctx, const nb_tensor *x, const nb_tensor *y, co
             return NULL;
         }
         ycols = row_elems(y);
-        if (nb__is_int(y->dtype) && ycols != 1) {
+        if (o.tokens && !nb__is_int(y->dtype)) {
+            nb__err(ctx, NB_ERR_DTYPE, "loader: tokens: targets are %s, they should be integer ids",
+                    nb_dtype_name(y->dtype));
+            return NULL;
+        }
+        if (nb__is_int(y->dtype) && ycols != 1 && !o.tokens) {
             nb__err(ctx, NB_ERR_SHAPE, "loader: class ids must be one per row");
             return NULL;
         }
+    }
+    if (o.tokens && (!nb__is_int(x->dtype) || (norm && norm->kind != NB_NORM_NONE) ||
+                     o.crop_pad > 0 || o.hflip || o.erase_p > 0)) {
+        nb__err(ctx, NB_ERR_ARG, "loader: tokens: features must be integer ids (they are %s), "
+                "without normalisation or augmentation", nb_dtype_name(x->dtype));
+        return NULL;
     }
     if (norm && norm->kind != NB_NORM_NONE &&
         (!norm->mean || !norm->std || nb__numel(norm->mean) != (norm->kind == NB_NORM_FEATURE ? D : 1))) {
@@ -434,9 +461,15 @@ nb_loader *nb_loader_new(nb_ctx *ctx, const nb_tensor *x, const nb_tensor *y, co
     for (int d = 1; d < x->ndim; d++)
         xs[d] = x->shape[d];
     for (int s = 0; ok && s < 2; s++) {
-        l->xb[s] = nb_buffer(ctx, NB_F32, x->ndim, xs);
+        l->xb[s] = nb_buffer(ctx, o.tokens ? NB_I64 : NB_F32, x->ndim, xs);
         ok = l->xb[s] != NULL;
-        if (ok && y) {
+        if (ok && y && o.tokens) { /* ids of y's row shape */
+            int64_t ts[NB_MAX_DIMS] = {o.batch_size};
+            for (int d = 1; d < y->ndim; d++)
+                ts[d] = y->shape[d];
+            l->yb[s] = nb_buffer(ctx, NB_I64, y->ndim, ts);
+            ok = l->yb[s] != NULL;
+        } else if (ok && y) {
             bool ids = nb__is_int(y->dtype);
             l->yb[s] = nb_buffer(ctx, ids ? NB_I64 : NB_F32, ids ? 1 : (y->ndim == 1 ? 1 : 2), ysh);
             ok = l->yb[s] != NULL;

@@ -17,12 +17,105 @@
  * top k (0: all), softmax, draw from the context's generator. */
 #include "core/internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #define TEXT_MAX ((int64_t)1 << 31)
+
+/* Appends the bytes of the regular file `path` at t->data + *at (cap bytes
+ * in all); with t NULL only adds its size to *at. */
+static nb_status read_one(nb_ctx *ctx, const char *path, nb_tensor *t, int64_t *at)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return nb__err(ctx, NB_ERR_IO, "text_read: %s: %s", path, strerror(errno));
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return nb__err(ctx, NB_ERR_IO, "text_read: %s: cannot find its size (not a regular file?)",
+                       path);
+    }
+    if (n > TEXT_MAX - *at) {
+        fclose(f);
+        return nb__err(ctx, NB_ERR_FORMAT, "text_read: %s: more than 2^31 bytes in all", path);
+    }
+    if (t && (*at + n > t->shape[0] ||
+              fread((uint8_t *)t->data + *at, 1, (size_t)n, f) != (size_t)n)) {
+        fclose(f);
+        return nb__err(ctx, NB_ERR_IO, "text_read: %s: short read (did it change?)", path);
+    }
+    fclose(f);
+    *at += n;
+    return NB_OK;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The regular files (not links, not hidden) of directory `dir`, sorted, as
+ * heap "dir/name" strings; *n of them. */
+static char **list_dir(nb_ctx *ctx, const char *dir, int *n)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        nb__err(ctx, NB_ERR_IO, "text_read: %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    char **v = NULL;
+    int cap = 0;
+    *n = 0;
+    struct dirent *e;
+    bool ok = true;
+    while (ok && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        char *p = malloc(len);
+        struct stat st;
+        if (!p) {
+            ok = false;
+            break;
+        }
+        snprintf(p, len, "%s/%s", dir, e->d_name);
+        if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode)) { /* links would repeat a file */
+            free(p);
+            continue;
+        }
+        if (*n == cap) {
+            char **nv = realloc(v, (size_t)(cap ? 2 * cap : 16) * sizeof *v);
+            if (!nv) {
+                free(p);
+                ok = false;
+                break;
+            }
+            v = nv;
+            cap = cap ? 2 * cap : 16;
+        }
+        v[(*n)++] = p;
+    }
+    closedir(d);
+    if (!ok) {
+        for (int i = 0; i < *n; i++)
+            free(v[i]);
+        free(v);
+        nb__err(ctx, NB_ERR_NOMEM, "text_read: %s: out of memory listing the directory", dir);
+        return NULL;
+    }
+    if (*n == 0) {
+        free(v);
+        nb__err(ctx, NB_ERR_FORMAT, "text_read: %s: no regular files in the directory", dir);
+        return NULL;
+    }
+    qsort(v, (size_t)*n, sizeof *v, cmp_str);
+    return v;
+}
 
 nb_tensor *nb_text_read(nb_ctx *ctx, const char *path)
 {
@@ -32,30 +125,41 @@ nb_tensor *nb_text_read(nb_ctx *ctx, const char *path)
         nb__err(ctx, NB_ERR_NULL, "text_read: path is NULL");
         return NULL;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
         nb__err(ctx, NB_ERR_IO, "text_read: %s: %s", path, strerror(errno));
         return NULL;
     }
-    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        nb__err(ctx, NB_ERR_IO, "text_read: %s: cannot find its size (not a regular file?)", path);
+    const char *one[1] = {path};
+    char **files = (char **)one;
+    int n = 1;
+    if (S_ISDIR(st.st_mode) && !(files = list_dir(ctx, path, &n)))
         return NULL;
+    int64_t len = 0;
+    nb_tensor *t = NULL;
+    for (int i = 0; i < n; i++)
+        if (read_one(ctx, files[i], NULL, &len) != NB_OK)
+            goto done;
+    if (len < 2) {
+        nb__err(ctx, NB_ERR_FORMAT, "text_read: %s: %lld bytes; needs 2 to 2^31", path,
+                (long long)len);
+        goto done;
     }
-    if (n < 2 || n > TEXT_MAX) {
-        fclose(f);
-        nb__err(ctx, NB_ERR_FORMAT, "text_read: %s: %ld bytes; needs 2 to 2^31", path, n);
-        return NULL;
+    if (!(t = nb_buffer(ctx, NB_U8, 1, &len)))
+        goto done;
+    int64_t at = 0;
+    for (int i = 0; i < n; i++)
+        if (read_one(ctx, files[i], t, &at) != NB_OK) {
+            nb_tensor_free(ctx, t);
+            t = NULL;
+            goto done;
+        }
+done:
+    if (files != (char **)one) {
+        for (int i = 0; i < n; i++)
+            free(files[i]);
+        free(files);
     }
-    int64_t len = n;
-    nb_tensor *t = nb_buffer(ctx, NB_U8, 1, &len);
-    if (t && fread(t->data, 1, (size_t)n, f) != (size_t)n) {
-        nb__err(ctx, NB_ERR_IO, "text_read: %s: short read", path);
-        nb_tensor_free(ctx, t);
-        t = NULL;
-    }
-    fclose(f);
     return t;
 }
 

@@ -1,138 +1,17 @@
-/* Attention, composed from ops (no op and no backward code of its own).
- *   attention(q, k, v) = softmax(q k^T / sqrt(D) + mask) v
- *     mask: 0 where query i may see key j, -inf where not: causal hides
- *     j > i + (Tk - Tq), key_pad hides the padded keys of each batch row.
- *     A query row with no key left would be softmax of all -inf (nan): its
- *     mask row is 0 instead and its probabilities are multiplied by 0, so it
- *     outputs zeros and passes zero (finite) gradients.
+/* Attention layers, composed from ops (nb_attention itself is a fused op:
+ * src/ops/attention.c).
  *   MHA (torch.nn.MultiheadAttention, batch_first, self-attention):
  *     [q k v] = x W_in^T + b_in   (one linear [N, T, 3E])
  *     heads: [N, T, 3, H, D] -> [3, N, H, T, D], attention per head,
  *     back to [N, T, E], then out_proj (a child linear).
  *   positional: y = x + PE[:T], PE sinusoidal (a buffer) or learned.
- * The masks are step tensors built here without gradient. */
+ */
 #include "nn/nn.h"
 
 #include <math.h>
 #include <stdio.h>
 
 static const char *label(const nb_module *m) { return m->name ? m->name : m->kind; }
-
-/* Checks that the batch dims (all but the last two) of a and b broadcast. */
-static bool batch_ok(const nb_tensor *a, const nb_tensor *b)
-{
-    int na = a->ndim - 2, nb = b->ndim - 2;
-    for (int i = 1; i <= na && i <= nb; i++) {
-        int64_t x = a->shape[na - i], y = b->shape[nb - i];
-        if (x != y && x != 1 && y != 1)
-            return false;
-    }
-    return true;
-}
-
-nb_tensor *nb_attention(nb_ctx *ctx, nb_tensor *q, nb_tensor *k, nb_tensor *v, bool causal,
-                        nb_tensor *key_pad)
-{
-    if (!ctx || nb__null_in(ctx, "attention", 3, q, k, v))
-        return NULL;
-    char b1[NB__SHAPE_BUF], b2[NB__SHAPE_BUF], b3[NB__SHAPE_BUF];
-    if (q->ndim < 2 || k->ndim < 2 || v->ndim < 2) {
-        nb__err(ctx, NB_ERR_SHAPE, "attention: q %s, k %s, v %s need at least 2 dimensions "
-                "([..., T, D])", nb_shape_str(q, b1, sizeof b1), nb_shape_str(k, b2, sizeof b2),
-                nb_shape_str(v, b3, sizeof b3));
-        return NULL;
-    }
-    if (q->dtype != k->dtype || q->dtype != v->dtype ||
-        (q->dtype != NB_F32 && q->dtype != NB_F64)) {
-        nb__err(ctx, NB_ERR_DTYPE, "attention: q, k, v are %s, %s, %s; they need one float dtype",
-                nb_dtype_name(q->dtype), nb_dtype_name(k->dtype), nb_dtype_name(v->dtype));
-        return NULL;
-    }
-    const int64_t Tq = q->shape[q->ndim - 2], D = q->shape[q->ndim - 1];
-    const int64_t Tk = k->shape[k->ndim - 2];
-    if (k->shape[k->ndim - 1] != D) {
-        nb__err(ctx, NB_ERR_SHAPE, "attention: q %s and k %s differ in the last dimension",
-                nb_shape_str(q, b1, sizeof b1), nb_shape_str(k, b2, sizeof b2));
-        return NULL;
-    }
-    if (v->shape[v->ndim - 2] != Tk) {
-        nb__err(ctx, NB_ERR_SHAPE, "attention: k %s and v %s have different numbers of keys",
-                nb_shape_str(k, b1, sizeof b1), nb_shape_str(v, b2, sizeof b2));
-        return NULL;
-    }
-    if (!batch_ok(q, k) || !batch_ok(q, v) || !batch_ok(k, v)) {
-        nb__err(ctx, NB_ERR_SHAPE, "attention: the batch dimensions of q %s, k %s, v %s do not "
-                "broadcast", nb_shape_str(q, b1, sizeof b1), nb_shape_str(k, b2, sizeof b2),
-                nb_shape_str(v, b3, sizeof b3));
-        return NULL;
-    }
-    if (Tq < 1 || Tk < 1 || D < 1) {
-        nb__err(ctx, NB_ERR_SHAPE, "attention: q %s, k %s: no queries, keys or features",
-                nb_shape_str(q, b1, sizeof b1), nb_shape_str(k, b2, sizeof b2));
-        return NULL;
-    }
-    int64_t N = 1;
-    if (key_pad) {
-        if (q->ndim < 3) {
-            nb__err(ctx, NB_ERR_SHAPE, "attention: key_pad needs a batch dimension, q is %s",
-                    nb_shape_str(q, b1, sizeof b1));
-            return NULL;
-        }
-        N = q->shape[0];
-        if (key_pad->ndim != 2 || key_pad->shape[0] != N || key_pad->shape[1] != Tk) {
-            nb__err(ctx, NB_ERR_SHAPE, "attention: key_pad %s should be [%lld,%lld] (batch, keys)",
-                    nb_shape_str(key_pad, b1, sizeof b1), (long long)N, (long long)Tk);
-            return NULL;
-        }
-        if (key_pad->dtype != NB_U8 && key_pad->dtype != NB_I32 && key_pad->dtype != NB_I64) {
-            nb__err(ctx, NB_ERR_DTYPE, "attention: key_pad is %s, it should be u8, i32 or i64",
-                    nb_dtype_name(key_pad->dtype));
-            return NULL;
-        }
-    }
-
-    nb_tensor *kt = nb_transpose(ctx, k, k->ndim - 2, k->ndim - 1);
-    nb_tensor *s = nb_mul_scalar(ctx, nb_matmul(ctx, q, kt), 1.0 / sqrt((double)D));
-    if (!s)
-        return NULL;
-    if (causal || key_pad) {
-        /* mask [N, 1.., Tq, Tk] (or [Tq, Tk] without key_pad), rows [.., Tq, 1] */
-        int nd = key_pad ? q->ndim : 2;
-        int64_t ms[NB_MAX_DIMS], rs[NB_MAX_DIMS];
-        for (int i = 0; i < nd; i++)
-            ms[i] = rs[i] = 1;
-        if (key_pad)
-            ms[0] = rs[0] = N;
-        ms[nd - 2] = rs[nd - 2] = Tq;
-        ms[nd - 1] = Tk;
-        nb_tensor *mask = nb_empty(ctx, q->dtype, nd, ms);
-        nb_tensor *rows = nb_empty(ctx, q->dtype, nd, rs);
-        if (!mask || !rows)
-            return NULL;
-        bool empty_row = false;
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t i = 0; i < Tq; i++) {
-                int64_t base = (n * Tq + i) * Tk, seen = 0;
-                for (int64_t j = 0; j < Tk; j++) {
-                    bool hide = (causal && j > i + (Tk - Tq)) ||
-                                (key_pad && nb_get(key_pad, n * Tk + j) != 0);
-                    nb_set(mask, base + j, hide ? -INFINITY : 0.0);
-                    seen += !hide;
-                }
-                if (!seen) {
-                    empty_row = true;
-                    for (int64_t j = 0; j < Tk; j++)
-                        nb_set(mask, base + j, 0.0);
-                }
-                nb_set(rows, n * Tq + i, seen ? 1.0 : 0.0);
-            }
-        nb_tensor *p = nb_softmax(ctx, nb_add(ctx, s, mask), -1);
-        if (empty_row)
-            p = nb_mul(ctx, p, rows);
-        return nb_matmul(ctx, p, v);
-    }
-    return nb_matmul(ctx, nb_softmax(ctx, s, -1), v);
-}
 
 /* ---- multi-head attention ------------------------------------------------- */
 /* m->i[0] embed, i[1] heads; t[0] in_proj_weight [3E, E], t[1] in_proj_bias

@@ -145,7 +145,7 @@ nb_module *nb_flatten_layer(nb_ctx *ctx, const char *name)
 }
 
 /* ---- sequential ---------------------------------------------------------- */
-static nb_tensor *seq_fwd(nb_ctx *ctx, nb_module *m, nb_tensor *x)
+nb_tensor *nb__seq_run(nb_ctx *ctx, nb_module *m, nb_tensor *x)
 {
     const nb_module *outer = ctx->cur_module;
     for (int i = 0; i < m->n_children && x; i++) {
@@ -158,6 +158,8 @@ static nb_tensor *seq_fwd(nb_ctx *ctx, nb_module *m, nb_tensor *x)
     ctx->cur_module = outer;
     return x;
 }
+
+static nb_tensor *seq_fwd(nb_ctx *ctx, nb_module *m, nb_tensor *x) { return nb__seq_run(ctx, m, x); }
 
 nb_module *nb_sequential(nb_ctx *ctx, const char *name)
 {

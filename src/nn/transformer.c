@@ -10,8 +10,10 @@
  *   nb_module_forward (and a sequential, and the CLI) can run it.
  *
  *   gpt: ids [N, T] -> emb (vocab x width) -> pos (learned, context) ->
- *        block0 .. block{L-1} (causal, hidden 4 x width) -> ln_f -> head
- *        (linear width -> vocab) -> logits [N, T, vocab]
+ *        block0 .. block{L-1} (causal, hidden 4 x width) -> ln_f -> logits
+ *        h emb.weight^T [N, T, vocab]: the output layer is the embedding table
+ *        (tied, as GPT-2: one matrix fewer, and the rare bytes' rows learn from
+ *        both ends)
  * Pre-LN is chosen because it trains without warm-up at the learning rates a
  * small model wants (Xiong et al. 2020); the final LayerNorm is then needed,
  * as the residual stream itself is never normalised. */
@@ -102,6 +104,13 @@ nb_tensor *nb_transformer_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x, nb_te
     return nb_add(ctx, x, h);
 }
 
+/* gpt: children emb, pos, block0.., ln_f; the head is emb's weight (tied) */
+static nb_tensor *gpt_fwd(nb_ctx *ctx, nb_module *m, nb_tensor *x)
+{
+    x = nb__seq_run(ctx, m, x);
+    return x ? nb_linear_op(ctx, x, m->children[0]->t[0], NULL) : NULL;
+}
+
 nb_module *nb_gpt(nb_ctx *ctx, const char *name, int64_t vocab, int64_t context, int layers,
                   int heads, int64_t width, double dropout)
 {
@@ -113,7 +122,7 @@ nb_module *nb_gpt(nb_ctx *ctx, const char *name, int64_t vocab, int64_t context,
                 layers);
         return NULL;
     }
-    nb_module *g = nb_sequential(ctx, name);
+    nb_module *g = nb__module_new(ctx, "gpt", name, gpt_fwd);
     if (!g)
         return NULL;
     nb_status st = nb_sequential_add(ctx, g, nb_embedding(ctx, "emb", vocab, width, -1));
@@ -127,9 +136,16 @@ nb_module *nb_gpt(nb_ctx *ctx, const char *name, int64_t vocab, int64_t context,
     }
     if (st == NB_OK)
         st = nb_sequential_add(ctx, g, nb_layer_norm_layer(ctx, "ln_f", 1, &width, 1e-5, true));
-    if (st == NB_OK)
-        st = nb_sequential_add(ctx, g, nb_linear(ctx, "head", width, vocab, true));
     if (st != NB_OK) {
+        nb_module_free(ctx, g);
+        return NULL;
+    }
+    /* GPT-2's init of the tied table: N(0, 0.02^2) (torch's N(0, 1) for an
+     * embedding would make the initial logits of size sqrt(width)) */
+    nb_init nw = nb_init_default(NB_INIT_NORMAL);
+    nw.a = 0;
+    nw.b = 0.02;
+    if (nb_init_tensor(ctx, g->children[0]->t[0], &nw) != NB_OK) {
         nb_module_free(ctx, g);
         return NULL;
     }

@@ -48,7 +48,13 @@ nb_tensor *nb_batch_loss(nb_ctx *ctx, nb_loss_kind k, nb_tensor *out, nb_tensor 
         return NULL;
     }
     y = y ? y : x;
-    if (k == NB_LOSS_CROSS_ENTROPY) {
+    if (k == NB_LOSS_CROSS_ENTROPY && out->ndim >= 3 && y->ndim == out->ndim - 1 &&
+        nb__numel(y) * out->shape[out->ndim - 1] == nb__numel(out)) {
+        /* a sequence: logits [B, T, C], ids [B, T]; the mean over all positions */
+        int64_t rows = nb__numel(y), C = out->shape[out->ndim - 1];
+        l = nb_cross_entropy(ctx, nb_reshape(ctx, out, NB_SHAPE(rows, C)),
+                             nb_reshape(ctx, y, 1, &rows), NULL);
+    } else if (k == NB_LOSS_CROSS_ENTROPY) {
         l = nb_cross_entropy(ctx, out, y, NULL);
     } else {
         if (nb__numel(out) == nb__numel(y) &&
@@ -65,13 +71,16 @@ nb_tensor *nb_batch_loss(nb_ctx *ctx, nb_loss_kind k, nb_tensor *out, nb_tensor 
     return extra && l ? nb_add(ctx, nb_reshape(ctx, l, 0, NULL), extra) : l;
 }
 
-/* Correct top-1 and top-k predictions of logits [B, C] against ids [B]. */
+/* Correct top-1 and top-k predictions of logits [B, C] against ids [B], or of
+ * a sequence's logits [B, T, C] against ids [B, T] (every position is a
+ * prediction); *preds counts the predictions. */
 static void count_correct(const nb_tensor *out, const nb_tensor *y, int k, int64_t *top1,
-                          int64_t *topk)
+                          int64_t *topk, int64_t *preds)
 {
-    if (out->ndim != 2 || !nb_is_contiguous(out))
+    if (out->ndim < 2 || !nb_is_contiguous(out) || nb__numel(y) * out->shape[out->ndim - 1] != nb__numel(out))
         return;
-    int64_t B = out->shape[0], C = out->shape[1];
+    int64_t C = out->shape[out->ndim - 1], B = nb__numel(y);
+    *preds += B;
     for (int64_t i = 0; i < B; i++) {
         int64_t t = (int64_t)nb_get(y, i), above = 0;
         double vt = nb_get(out, i * C + t);
@@ -95,7 +104,7 @@ nb_status nb_evaluate(nb_ctx *ctx, nb_module *model, nb_loader *data, nb_loss_ki
     nb_module_train(model, false);
     nb_status st = nb_loader_start(ctx, data, 0);
     double sum = 0;
-    int64_t rows = 0, top1 = 0, topk = 0;
+    int64_t rows = 0, top1 = 0, topk = 0, preds = 0;
     nb_arena_mark m = nb_arena_mark_get(ctx);
     while (st == NB_OK) {
         nb_arena_rewind(ctx, m);
@@ -112,15 +121,15 @@ nb_status nb_evaluate(nb_ctx *ctx, nb_module *model, nb_loader *data, nb_loss_ki
         sum += nb_get(l, 0) * (double)x->shape[0];
         rows += x->shape[0];
         if (loss == NB_LOSS_CROSS_ENTROPY)
-            count_correct(out, y, top_k > 1 ? top_k : 1, &top1, &topk);
+            count_correct(out, y, top_k > 1 ? top_k : 1, &top1, &topk, &preds);
     }
     nb_arena_rewind(ctx, m);
     nb_module_train(model, was_training);
     nb_set_grad_enabled(ctx, grad);
     res->rows = rows;
     res->loss = rows ? sum / (double)rows : NAN;
-    res->acc = loss == NB_LOSS_CROSS_ENTROPY && rows ? (double)top1 / (double)rows : NAN;
-    res->topk = loss == NB_LOSS_CROSS_ENTROPY && rows && top_k > 1 ? (double)topk / (double)rows : NAN;
+    res->acc = loss == NB_LOSS_CROSS_ENTROPY && preds ? (double)top1 / (double)preds : NAN;
+    res->topk = loss == NB_LOSS_CROSS_ENTROPY && preds && top_k > 1 ? (double)topk / (double)preds : NAN;
     return st;
 }
 
@@ -276,7 +285,7 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
         nb_module_train(model, true);
         st = nb_loader_start(ctx, train, epoch - 1);
         double loss_sum = 0;
-        int64_t rows = 0, top1 = 0, topk = 0;
+        int64_t rows = 0, top1 = 0, topk = 0, preds = 0;
         for (int64_t b = 0; st == NB_OK; b++) {
             nb_arena_reset(ctx);
             nb_tensor *x, *y;
@@ -313,7 +322,7 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
             loss_sum += lv * (double)x->shape[0];
             rows += x->shape[0];
             if (o.loss == NB_LOSS_CROSS_ENTROPY)
-                count_correct(out, y, 1, &top1, &topk);
+                count_correct(out, y, 1, &top1, &topk, &preds);
             if ((b + 1) % o.accum_steps == 0 || b + 1 == batches) {
                 nb_alarm_action a = nb__watch_grads(ctx, watch, lv);
                 if (ctx->err != NB_OK) {
@@ -374,7 +383,7 @@ nb_status nb_train(nb_ctx *ctx, nb_module *model, nb_optim *opt, nb_sched *sched
         ei.epoch = epoch;
         ei.epochs = o.epochs;
         ei.train_loss = rows ? loss_sum / (double)rows : NAN;
-        ei.train_acc = o.loss == NB_LOSS_CROSS_ENTROPY && rows ? (double)top1 / (double)rows : NAN;
+        ei.train_acc = o.loss == NB_LOSS_CROSS_ENTROPY && preds ? (double)top1 / (double)preds : NAN;
         ei.val_loss = ei.val_acc = ei.val_topk = NAN;
         ei.lr = nb_optim_lr(opt, 0);
         if (val) {

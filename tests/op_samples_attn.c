@@ -1,0 +1,97 @@
+/* Samples of the fused attention op (see op_samples.h). PyTorch replays the
+ * composition it replaces: softmax(x0 x1^T / sqrt(D), hidden keys -inf) x2,
+ * where a query with no visible key outputs zeros (torch would give nan, so
+ * the replay unmasks such rows and multiplies their probabilities by 0).
+ * Variants: plain 3-D; causal with Tq < Tk (offset Tk - Tq); 4-D [N, H, T, D]
+ * with key padding x3 (u8) and causal; batch dims that broadcast (the op's
+ * inputs are expanded; expand's backward sums); rows with no visible key. */
+#include "op_samples.h"
+
+#include <math.h>
+#include <stdio.h>
+
+#define MK(kind, ...) sample_input(ctx, r, kind, NB_SHAPE(__VA_ARGS__))
+#define S ((const op_sample *)user)
+
+static nb_tensor *fn_attention(nb_ctx *ctx, nb_tensor *const *x, int n, void *user)
+{
+    return nb_attention(ctx, x[0], x[1], x[2], S->keep != 0, n > 3 ? x[3] : NULL);
+}
+
+/* key padding [N, Tk] u8 with row n padding its last pad[n] keys */
+static nb_tensor *pad_of(nb_ctx *ctx, int64_t N, int64_t Tk, const int *pad)
+{
+    nb_tensor *t = nb_zeros(ctx, NB_U8, NB_SHAPE(N, Tk));
+    for (int64_t n = 0; t && n < N; n++)
+        for (int64_t j = Tk - pad[n]; j < Tk; j++)
+            nb_set(t, n * Tk + j, 1);
+    return t;
+}
+
+bool gen_attention(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
+{
+    static const int pad2[2] = {1, 3}, pad_all[2] = {0, 4};
+    int64_t Tq = 0, Tk = 0, D = 0;
+    int kp_dims = 0; /* dims of q that the key padding broadcasts over */
+    s->n_in = 3;
+    s->fn = fn_attention;
+    switch (v) {
+    case 0: /* plain, 3-D */
+        Tq = 3, Tk = 5, D = 4;
+        s->in[0] = MK(V_NORMAL, 2, 3, 4);
+        s->in[1] = MK(V_NORMAL, 2, 5, 4);
+        s->in[2] = MK(V_NORMAL, 2, 5, 3);
+        break;
+    case 1: /* causal, Tq < Tk: query i sees keys j <= i + 2 */
+        Tq = 3, Tk = 5, D = 2;
+        s->keep = 1;
+        s->in[0] = MK(V_NORMAL, 2, 3, 2);
+        s->in[1] = MK(V_NORMAL, 2, 5, 2);
+        s->in[2] = MK(V_NORMAL, 2, 5, 3);
+        break;
+    case 2: /* [N, H, T, D], causal, key padding */
+        Tq = 4, Tk = 4, D = 3, kp_dims = 4;
+        s->keep = 1;
+        s->in[0] = MK(V_NORMAL, 2, 2, 4, 3);
+        s->in[1] = MK(V_NORMAL, 2, 2, 4, 3);
+        s->in[2] = MK(V_NORMAL, 2, 2, 4, 2);
+        s->in[3] = pad_of(ctx, 2, 4, pad2);
+        s->n_in = 4;
+        break;
+    case 3: /* broadcast batch dims: k shared by all, v by the heads */
+        Tq = 3, Tk = 4, D = 2;
+        s->in[0] = MK(V_NORMAL, 2, 3, 3, 2);
+        s->in[1] = MK(V_NORMAL, 4, 2);
+        s->in[2] = MK(V_NORMAL, 2, 1, 4, 3);
+        break;
+    case 4: /* rows with no visible key: causal with Tq > Tk, and a fully padded batch row */
+        Tq = 4, Tk = 4, D = 2, kp_dims = 3;
+        s->keep = 1;
+        s->in[0] = MK(V_NORMAL, 2, 4, 2);
+        s->in[1] = MK(V_NORMAL, 2, 4, 2);
+        s->in[2] = MK(V_NORMAL, 2, 4, 2);
+        s->in[3] = pad_of(ctx, 2, 4, pad_all);
+        s->n_in = 4;
+        break;
+    case 5: /* Tq > Tk, causal: the first queries see nothing */
+        Tq = 5, Tk = 3, D = 2;
+        s->keep = 1;
+        s->in[0] = MK(V_NORMAL, 1, 5, 2);
+        s->in[1] = MK(V_NORMAL, 1, 3, 2);
+        s->in[2] = MK(V_NORMAL, 1, 3, 2);
+        break;
+    default: return false;
+    }
+    char hide[140];
+    int o = snprintf(hide, sizeof hide, "torch.ones(%lld, %lld, dtype=torch.bool).triu(%lld) & %s",
+                     (long long)Tq, (long long)Tk, (long long)(Tk - Tq + 1),
+                     s->keep ? "True" : "False");
+    if (kp_dims)
+        snprintf(hide + o, sizeof hide - (size_t)o, " | x3.bool()[:%s, None, :]",
+                 kp_dims == 4 ? ", None" : "");
+    snprintf(s->expr, sizeof s->expr,
+             "(lambda h: (torch.softmax((x0 @ x1.transpose(-2, -1) * %.17g).masked_fill(h & "
+             "~h.all(-1, keepdim=True), float('-inf')), -1) * ~h.all(-1, keepdim=True)) @ x2)(%s)",
+             1.0 / sqrt((double)D), hide);
+    return true;
+}
