@@ -8,7 +8,7 @@
  *   AdamW (lr 1e-3, weight decay 0.1 on matrices only), warm-up 100 steps then
  *   cosine to 1e-4, gradient norm clipped at 1
  *
- *   ./build/examples/tiny_gpt [steps] [path]
+ *   ./build/examples/tiny_gpt [steps] [path] [lr]
  *
  * path (default /usr/share/common-licenses, a directory on every Debian
  * machine: its 15 licence texts, 237 KB of English, concatenated in name
@@ -124,7 +124,7 @@ int main(int argc, char **argv)
     int64_t n = tok->shape[0], split = n * 9 / 10;
     nb_module *gpt = nb_gpt(ctx, "gpt", VOCAB, CTX, LAYERS, HEADS, WIDTH, 0.1);
     nb_optim_opts oo = nb_optim_opts_default(NB_OPT_ADAMW);
-    oo.lr = 1e-3;
+    oo.lr = argc > 3 ? atof(argv[3]) : 1e-3;
     oo.weight_decay = 0.1;
     nb_optim *opt = nb_optim_new(ctx, &oo);
     nb_sched_opts so = nb_sched_opts_default(NB_SCHED_WARMUP_COSINE);

@@ -8,6 +8,7 @@
  * and get no gradient. w_i = g_i (none), g (sum), g / (rows kept) (mean, as
  * torch). cross_entropy saves lp (one [N, C] buffer) for backward. */
 #include "core/internal.h"
+#include "kernels/vmath.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -198,7 +199,7 @@ static double row_weight(const nb__node *n, int64_t i)
             }                                                                            \
             T off = (T)(eps / (double)C);                                                \
             for (int64_t k = 0; k < C; k++)                                              \
-                d[k] += w * ((T)exp(L[i * C + k]) - off);                                \
+                d[k] += w * (NB__VEXP(L[i * C + k]) - off);                              \
             d[c] -= w * (T)(1.0 - eps);                                                  \
         }                                                                                \
     }

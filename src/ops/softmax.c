@@ -5,6 +5,7 @@
  * by `inner` (the product of the dims after the axis). */
 #include "core/internal.h"
 #include "kernels/parallel.h"
+#include "kernels/vmath.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -21,58 +22,85 @@ typedef struct {
 } job_t;
 
 /* Rows [q0, q1) of the outer * inner rows, each `len` long with stride inner. */
-#define SOFTMAX_KERNS(T, SUF, EXP, LOG)                                                  \
-    static void fwd_##SUF(int64_t q0, int64_t q1, void *arg)                             \
-    {                                                                                    \
-        const job_t *J = arg;                                                            \
-        const rows_t *r = &J->r;                                                         \
-        for (int64_t q = q0; q < q1; q++) {                                              \
-            int64_t o = q / r->inner, i = q % r->inner, st = r->inner;                   \
-            const T *xr = (const T *)J->x + o * r->len * r->inner + i;                   \
-            T *yr = (T *)J->y + o * r->len * r->inner + i;                               \
-            T m = -INFINITY;                                                             \
-            for (int64_t j = 0; j < r->len; j++)                                         \
-                if (xr[j * st] > m || xr[j * st] != xr[j * st])                          \
-                    m = xr[j * st];                                                      \
-            if (m == -INFINITY)                                                          \
-                m = 0; /* a row of -inf: let the result be nan like torch */             \
-            T s = 0;                                                                     \
-            for (int64_t j = 0; j < r->len; j++) {                                       \
-                T e = EXP(xr[j * st] - m);                                               \
-                s += e;                                                                  \
-                if (!J->logsm)                                                           \
-                    yr[j * st] = e;                                                      \
-            }                                                                            \
-            if (J->logsm) {                                                              \
-                T ls = m + LOG(s);                                                       \
-                for (int64_t j = 0; j < r->len; j++)                                     \
-                    yr[j * st] = xr[j * st] - ls;                                        \
-            } else {                                                                     \
-                T inv = (T)1 / s;                                                        \
-                for (int64_t j = 0; j < r->len; j++)                                     \
-                    yr[j * st] *= inv;                                                   \
-            }                                                                            \
-        }                                                                                \
-    }                                                                                    \
-    static void bwd_##SUF(int64_t q0, int64_t q1, void *arg)                             \
-    {                                                                                    \
-        const job_t *J = arg;                                                            \
-        const rows_t *r = &J->r;                                                         \
-        for (int64_t q = q0; q < q1; q++) {                                              \
-            int64_t o = q / r->inner, i = q % r->inner, st = r->inner;                   \
-            int64_t base = o * r->len * r->inner + i;                                    \
-            const T *yr = (const T *)J->x + base, *gr = (const T *)J->g + base;          \
-            T *dr = (T *)J->y + base;                                                    \
-            T dot = 0;                                                                   \
-            for (int64_t j = 0; j < r->len; j++)                                         \
-                dot += J->logsm ? gr[j * st] : gr[j * st] * yr[j * st];                  \
-            for (int64_t j = 0; j < r->len; j++)                                         \
-                dr[j * st] += J->logsm ? gr[j * st] - EXP(yr[j * st]) * dot              \
-                                       : yr[j * st] * (gr[j * st] - dot);                \
-        }                                                                                \
+#define SOFTMAX_KERNS(T, SUF, EXP)                                                   \
+    static void fwd_##SUF(int64_t q0, int64_t q1, void *arg)                         \
+    {                                                                                \
+        const job_t *J = arg;                                                        \
+        const rows_t *r = &J->r;                                                     \
+        for (int64_t q = q0; q < q1; q++) {                                          \
+            int64_t o = q / r->inner, i = q % r->inner, st = r->inner;               \
+            const T *xr = (const T *)J->x + o * r->len * r->inner + i;               \
+            T *yr = (T *)J->y + o * r->len * r->inner + i;                           \
+            /* max and sum in 8 lanes (element j in lane j % 8, the tail apart):     \
+               no serial dependency, and the same order for any stride */            \
+            const int64_t len = r->len, len8 = len - len % 8;                        \
+            T mx[8], m = -INFINITY;                                                  \
+            double sl[8], s = 0;                                                     \
+            for (int l = 0; l < 8; l++) {                                            \
+                mx[l] = -INFINITY;                                                   \
+                sl[l] = 0;                                                           \
+            }                                                                        \
+            for (int64_t j = 0; j < len8; j += 8)                                    \
+                for (int l = 0; l < 8; l++) {                                        \
+                    T v = xr[(j + l) * st];                                          \
+                    mx[l] = (v > mx[l] || v != v) ? v : mx[l];                       \
+                }                                                                    \
+            for (int64_t j = len8; j < len; j++)                                     \
+                m = (xr[j * st] > m || xr[j * st] != xr[j * st]) ? xr[j * st] : m;   \
+            for (int l = 0; l < 8; l++)                                              \
+                m = (mx[l] > m || mx[l] != mx[l]) ? mx[l] : m;                       \
+            if (m == -INFINITY)                                                      \
+                m = 0; /* a row of -inf: let the result be nan like torch */         \
+            if (st == 1) { /* e^(x - m) into y first: that loop vectorises */        \
+                for (int64_t j = 0; j < len; j++)                                    \
+                    yr[j] = EXP(xr[j] - m);                                          \
+                for (int64_t j = 0; j < len8; j += 8)                                \
+                    for (int l = 0; l < 8; l++)                                      \
+                        sl[l] += (double)yr[j + l];                                  \
+                for (int64_t j = len8; j < len; j++)                                 \
+                    s += (double)yr[j];                                              \
+            } else {                                                                 \
+                for (int64_t j = 0; j < len; j++) {                                  \
+                    T e = EXP(xr[j * st] - m);                                       \
+                    if (j < len8)                                                    \
+                        sl[j % 8] += (double)e;                                      \
+                    else                                                             \
+                        s += (double)e;                                              \
+                    if (!J->logsm)                                                   \
+                        yr[j * st] = e;                                              \
+                }                                                                    \
+            }                                                                        \
+            s += (sl[0] + sl[1] + sl[2] + sl[3]) + (sl[4] + sl[5] + sl[6] + sl[7]);  \
+            if (J->logsm) {                                                          \
+                T ls = m + (T)log(s);                                                \
+                for (int64_t j = 0; j < r->len; j++)                                 \
+                    yr[j * st] = xr[j * st] - ls;                                    \
+            } else {                                                                 \
+                T inv = (T)(1 / s);                                                  \
+                for (int64_t j = 0; j < r->len; j++)                                 \
+                    yr[j * st] *= inv;                                               \
+            }                                                                        \
+        }                                                                            \
+    }                                                                                \
+    static void bwd_##SUF(int64_t q0, int64_t q1, void *arg)                         \
+    {                                                                                \
+        const job_t *J = arg;                                                        \
+        const rows_t *r = &J->r;                                                     \
+        for (int64_t q = q0; q < q1; q++) {                                          \
+            int64_t o = q / r->inner, i = q % r->inner, st = r->inner;               \
+            int64_t base = o * r->len * r->inner + i;                                \
+            const T *yr = (const T *)J->x + base, *gr = (const T *)J->g + base;      \
+            T *dr = (T *)J->y + base;                                                \
+            T dot = 0;                                                               \
+            for (int64_t j = 0; j < r->len; j++)                                     \
+                dot += J->logsm ? gr[j * st] : gr[j * st] * yr[j * st];              \
+            for (int64_t j = 0; j < r->len; j++)                                     \
+                dr[j * st] += J->logsm ? gr[j * st] - EXP(yr[j * st]) * dot          \
+                                       : yr[j * st] * (gr[j * st] - dot);            \
+        }                                                                            \
     }
-SOFTMAX_KERNS(float, f32, expf, logf)
-SOFTMAX_KERNS(double, f64, exp, log)
+SOFTMAX_KERNS(float, f32, nb__vexpf)
+SOFTMAX_KERNS(double, f64, exp)
 
 static rows_t rows_of(const nb_tensor *t, int axis)
 {

@@ -25,16 +25,43 @@
  *   clamp      y = min(max(x, lo), hi)              dx = g [lo <= x <= hi]
  */
 #include "ops/ew.h"
+#include "kernels/vmath.h"
 
 #define UNARY_OP NB__UNARY_OP
 
-#define SIGM(v) ((v) >= 0 ? (E)1 / ((E)1 + exp(-(v))) : exp(v) / ((E)1 + exp(v)))
+/* float32 exp, tanh and sigmoid are kernels/vmath.h's vectorisable ones
+ * (about 1-2 ulp); float64 uses libm */
+#define SIGM_D(v) ((v) >= 0 ? (E)1 / ((E)1 + exp(-(v))) : exp(v) / ((E)1 + exp(v)))
+#define SIGM(v) _Generic((E)0, float: nb__vsigmoidf((float)(v)), default: SIGM_D(v))
 #define INV_SQRT2 0.70710678118654752440
 #define INV_SQRT2PI 0.39894228040143267794
 #define SQRT_2_OVER_PI 0.79788456080286535588
 #define GELU_K 0.044715
 
-UNARY_OP(exp, EXP, exp(x), g * y)
+/* exp, sigmoid and tanh: the float32 forward's contiguous path calls the
+ * array function (AVX2 where the CPU has it), the strided path the inline
+ * function of the same bits */
+#define VUNARY_OP(name, ID, ARRAY, FWD, BWD)                                            \
+    NB__UNARY_FWD_T(name##_fwd_f32_any, float, FWD)                                     \
+    NB__UNARY_FWD_T(name##_fwd_f64, double, FWD)                                        \
+    static void name##_fwd_f32(int64_t n, char *const *p, const int64_t *s,             \
+                               const void *arg)                                         \
+    {                                                                                   \
+        if (NB__CONTIG2(s, float))                                                      \
+            ARRAY(n, (float *)p[0], (const float *)p[1]);                               \
+        else                                                                            \
+            name##_fwd_f32_any(n, p, s, arg);                                           \
+    }                                                                                   \
+    NB__UNARY_BWD(name##_bwd, BWD)                                                      \
+    static const nb__ew_def name##_def = {.op = NB__OP_##ID,                            \
+                                          .fwd = NB__KERNS(name##_fwd),                 \
+                                          .bwd = {NB__KERNS(name##_bwd), {0, 0}}};      \
+    nb_status nb__##name##_backward(nb_ctx *ctx, nb__node *n)                           \
+    {                                                                                   \
+        return nb__unary_backward(ctx, n, &name##_def);                                 \
+    }
+
+VUNARY_OP(exp, EXP, nb__vexp_n, NB__VEXP(x), g * y)
 UNARY_OP(log, LOG, log(x), g / x)
 UNARY_OP(sqrt, SQRT, sqrt(x), g / ((E)2 * y))
 UNARY_OP(abs, ABS, fabs(x), x > 0 ? g : (x < 0 ? -g : (E)0))
@@ -42,12 +69,41 @@ UNARY_OP(square, SQUARE, x * x, (E)2 * g * x)
 UNARY_OP(relu, RELU, x > 0 ? x : (E)0, x > 0 ? g : (E)0)
 UNARY_OP(leaky_relu, LEAKY_RELU, x > 0 ? x : (E)A->f[0] * x, x > 0 ? g : (E)A->f[0] * g)
 UNARY_OP(elu, ELU, x > 0 ? x : (E)A->f[0] * expm1(x), x > 0 ? g : g * (y + (E)A->f[0]))
-UNARY_OP(sigmoid, SIGMOID, SIGM(x), g * y * ((E)1 - y))
-UNARY_OP(tanh, TANH, tanh(x), g * ((E)1 - y * y))
-UNARY_OP(gelu, GELU, (E)0.5 * x * ((E)1 + erf(x * (E)INV_SQRT2)),
-         g * ((E)0.5 * ((E)1 + erf(x * (E)INV_SQRT2)) +
-              x * (E)INV_SQRT2PI * exp((E)-0.5 * x * x)))
-#define GELU_T(x) tanh((E)SQRT_2_OVER_PI * ((x) + (E)GELU_K * (x) * (x) * (x)))
+VUNARY_OP(sigmoid, SIGMOID, nb__vsigmoid_n, SIGM(x), g * y * ((E)1 - y))
+VUNARY_OP(tanh, TANH, nb__vtanh_n, NB__VTANH(x), g * ((E)1 - y * y))
+/* gelu: float32 through vmath.h's Phi (erfc by Abramowitz-Stegun, about
+ * 1e-7); float64 through libm's erf */
+#define GELU_D(v) ((E)0.5 * (v) * ((E)1 + erf((v) * (E)INV_SQRT2)))
+#define GELU_GRAD_D(v) \
+    ((E)0.5 * ((E)1 + erf((v) * (E)INV_SQRT2)) + (v) * (E)INV_SQRT2PI * exp((E)-0.5 * (v) * (v)))
+#define GELU(v) _Generic((E)0, float: nb__vgeluf((float)(v)), default: GELU_D(v))
+#define GELU_GRAD(v) _Generic((E)0, float: nb__vgelu_gradf((float)(v)), default: GELU_GRAD_D(v))
+/* like VUNARY_OP, and the float32 backward's contiguous path is an array
+ * function too (the scalar loop spent 12% of a transformer step here) */
+NB__UNARY_FWD_T(gelu_fwd_f32_any, float, GELU(x))
+NB__UNARY_FWD_T(gelu_fwd_f64, double, GELU(x))
+NB__UNARY_BWD_T(gelu_bwd_f32_any, float, g * GELU_GRAD(x))
+NB__UNARY_BWD_T(gelu_bwd_f64, double, g * GELU_GRAD(x))
+static void gelu_fwd_f32(int64_t n, char *const *p, const int64_t *s, const void *arg)
+{
+    if (NB__CONTIG2(s, float))
+        nb__vgelu_n(n, (float *)p[0], (const float *)p[1]);
+    else
+        gelu_fwd_f32_any(n, p, s, arg);
+}
+static void gelu_bwd_f32(int64_t n, char *const *p, const int64_t *s, const void *arg)
+{
+    if (NB__CONTIG4(s, float))
+        nb__vgelu_bwd_n(n, (float *)p[0], (const float *)p[1], (const float *)p[2],
+                        !((const nb__attrs *)arg)->write);
+    else
+        gelu_bwd_f32_any(n, p, s, arg);
+}
+static const nb__ew_def gelu_def = {.op = NB__OP_GELU,
+                                    .fwd = NB__KERNS(gelu_fwd),
+                                    .bwd = {NB__KERNS(gelu_bwd), {0, 0}}};
+nb_status nb__gelu_backward(nb_ctx *ctx, nb__node *n) { return nb__unary_backward(ctx, n, &gelu_def); }
+#define GELU_T(x) NB__VTANH((E)SQRT_2_OVER_PI * ((x) + (E)GELU_K * (x) * (x) * (x)))
 UNARY_OP(gelu_tanh, GELU_TANH, (E)0.5 * x * ((E)1 + GELU_T(x)),
          g * ((E)0.5 * ((E)1 + GELU_T(x)) +
               (E)0.5 * x * ((E)1 - GELU_T(x) * GELU_T(x)) * (E)SQRT_2_OVER_PI *
