@@ -328,8 +328,11 @@ int run_train(const cfg *c0, bool quiet, run_result *r)
         goto out;
     }
     if (!quiet && text) {
-        printf("validation loss %.4f nats/byte (unigram entropy of the validation bytes %.4f)\n",
-               r->train.val_loss, S.unigram);
+        /* the weights in hand: the best epoch's when restored */
+        bool best = c->restore_best && strcmp(c->monitor, "val_acc") && isfinite(r->train.best_metric);
+        printf("validation loss %.4f nats/byte%s (unigram entropy of the validation bytes %.4f)\n",
+               best ? r->train.best_metric : r->train.val_loss, best ? " (best epoch, restored)" : "",
+               S.unigram);
         if (text_sample(ctx, c, S.model, "The ", 300) != NB_OK) {
             fail(ctx, "sample");
             goto out;
