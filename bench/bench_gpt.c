@@ -10,18 +10,11 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
-#include <time.h>
+
+#include "train_loop.h"
 
 #define CTX 128
 #define B 16
-
-static double bench_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -65,18 +58,10 @@ int main(int argc, char **argv)
         nb_optim_zero_grad(opt);
     }
     rounds[2] = bench_now() - t0;
-    for (int i = 0; i < 3; i++)
-        for (int j = i + 1; j < 3; j++)
-            if (rounds[j] < rounds[i]) {
-                double t = rounds[i];
-                rounds[i] = rounds[j];
-                rounds[j] = t;
-            }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
+    double t = bench_median3(rounds);
     printf("gpt steps=%d seconds=%.4f tokens_per_s=%.0f rss_mb=%.1f arena_fwd_mb=%.1f "
-           "arena_step_mb=%.1f params=%lld\n", steps, rounds[1], steps * B * CTX / rounds[1],
-           ru.ru_maxrss / 1024.0, fwd_mb, step_mb, (long long)nb_module_param_count(gpt));
+           "arena_step_mb=%.1f params=%lld\n", steps, t, steps * B * CTX / t, bench_rss_mb(), fwd_mb,
+           step_mb, (long long)nb_module_param_count(gpt));
     nb_text_loader_free(ctx, l);
     nb_optim_free(ctx, opt);
     nb_module_free(ctx, gpt);

@@ -13,31 +13,13 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
-#include <time.h>
+
+#include "train_loop.h"
 
 #define EMB 64
 #define HID 256
 #define T 64
 #define B 32
-
-static double clock_s(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void sort3(double *v)
-{
-    for (int i = 0; i < 3; i++)
-        for (int j = i + 1; j < 3; j++)
-            if (v[j] < v[i]) {
-                double t = v[i];
-                v[i] = v[j];
-                v[j] = t;
-            }
-}
 
 int main(int argc, char **argv)
 {
@@ -66,7 +48,7 @@ int main(int argc, char **argv)
     double t0 = 0, c0 = 0, rounds[3], cpu[3];
     for (int s = -warm; s < 3 * steps; s++) {
         if (s >= 0 && s % steps == 0) {
-            double t1 = clock_s(CLOCK_MONOTONIC), c1 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+            double t1 = bench_clock(CLOCK_MONOTONIC), c1 = bench_clock(CLOCK_PROCESS_CPUTIME_ID);
             if (s > 0) {
                 rounds[s / steps - 1] = t1 - t0;
                 cpu[s / steps - 1] = c1 - c0;
@@ -86,15 +68,11 @@ int main(int argc, char **argv)
         }
         nb_optim_zero_grad(opt);
     }
-    rounds[2] = clock_s(CLOCK_MONOTONIC) - t0;
-    cpu[2] = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
-    sort3(rounds);
-    sort3(cpu);
-    double t = rounds[1];
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
+    rounds[2] = bench_clock(CLOCK_MONOTONIC) - t0;
+    cpu[2] = bench_clock(CLOCK_PROCESS_CPUTIME_ID) - c0;
+    double t = bench_median3(rounds), c = bench_median3(cpu);
     printf("lstm steps=%d seconds=%.4f tokens_per_s=%.0f rss_mb=%.1f tokens_per_cpu_s=%.0f\n", steps,
-           t, (double)steps * B * T / t, (double)ru.ru_maxrss / 1024.0, (double)steps * B * T / cpu[1]);
+           t, (double)steps * B * T / t, bench_rss_mb(), (double)steps * B * T / c);
     nb_text_loader_free(ctx, l);
     nb_optim_free(ctx, opt);
     nb_module_free(ctx, m);

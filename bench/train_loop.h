@@ -11,11 +11,26 @@
 #include <sys/resource.h>
 #include <time.h>
 
-static double bench_now(void)
+static inline double bench_clock(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static inline double bench_now(void) { return bench_clock(CLOCK_MONOTONIC); }
+
+/* the median of three rounds (sorts r) */
+static inline double bench_median3(double *r)
+{
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 3; j++)
+            if (r[j] < r[i]) {
+                double t = r[i];
+                r[i] = r[j];
+                r[j] = t;
+            }
+    return r[1];
 }
 
 static inline double bench_train(nb_ctx *ctx, nb_module *m, nb_loader *l, nb_optim *opt, int warm, int steps)
@@ -44,20 +59,13 @@ static inline double bench_train(nb_ctx *ctx, nb_module *m, nb_loader *l, nb_opt
         nb_optim_zero_grad(opt);
     }
     rounds[2] = bench_now() - t0;
-    for (int i = 0; i < 3; i++)
-        for (int j = i + 1; j < 3; j++)
-            if (rounds[j] < rounds[i]) {
-                double t = rounds[i];
-                rounds[i] = rounds[j];
-                rounds[j] = t;
-            }
-    return rounds[1];
+    return bench_median3(rounds);
 }
 
 /* N random u8 images of row shape `row` (ndim dims) with labels 0..9, their
  * global normalisation, and a shuffling, prefetching loader: the data side of
  * the training benchmarks. */
-static nb_loader *bench_loader(nb_ctx *ctx, int64_t N, int ndim, const int64_t *row, int64_t batch,
+static inline nb_loader *bench_loader(nb_ctx *ctx, int64_t N, int ndim, const int64_t *row, int64_t batch,
                                nb_norm *norm)
 {
     int64_t shape[NB_MAX_DIMS] = {N};

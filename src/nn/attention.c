@@ -11,8 +11,6 @@
 #include <math.h>
 #include <stdio.h>
 
-static const char *label(const nb_module *m) { return m->name ? m->name : m->kind; }
-
 /* ---- multi-head attention ------------------------------------------------- */
 /* m->i[0] embed, i[1] heads; t[0] in_proj_weight [3E, E], t[1] in_proj_bias
  * [3E]; children[0] out_proj (linear E -> E). */
@@ -84,29 +82,29 @@ nb_tensor *nb_mha_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x, bool causal, 
                 m ? m->kind : "NULL module");
         return NULL;
     }
-    if (nb__null_in(ctx, label(m), 1, x))
+    if (nb__null_in(ctx, nb__label(m), 1, x))
         return NULL;
     const int64_t E = m->i[0], H = m->i[1], D = E / H;
     char b[NB__SHAPE_BUF];
     if (x->ndim != 3 || x->shape[2] != E || x->shape[0] < 1 || x->shape[1] < 1) {
-        nb__err(ctx, NB_ERR_SHAPE, "%s: input %s should be [batch, time, %lld]", label(m),
+        nb__err(ctx, NB_ERR_SHAPE, "%s: input %s should be [batch, time, %lld]", nb__label(m),
                 nb_shape_str(x, b, sizeof b), (long long)E);
         return NULL;
     }
     if (x->dtype != m->t[0]->dtype) {
-        nb__err(ctx, NB_ERR_DTYPE, "%s: input is %s, the layer is %s", label(m),
+        nb__err(ctx, NB_ERR_DTYPE, "%s: input is %s, the layer is %s", nb__label(m),
                 nb_dtype_name(x->dtype), nb_dtype_name(m->t[0]->dtype));
         return NULL;
     }
     const int64_t N = x->shape[0], T = x->shape[1];
     if (key_pad && (key_pad->ndim != 2 || key_pad->shape[0] != N || key_pad->shape[1] != T)) {
-        nb__err(ctx, NB_ERR_SHAPE, "%s: key_pad %s should be [%lld,%lld] (batch, time)", label(m),
+        nb__err(ctx, NB_ERR_SHAPE, "%s: key_pad %s should be [%lld,%lld] (batch, time)", nb__label(m),
                 nb_shape_str(key_pad, b, sizeof b), (long long)N, (long long)T);
         return NULL;
     }
     if (key_pad && key_pad->dtype != NB_U8 && key_pad->dtype != NB_I32 &&
         key_pad->dtype != NB_I64) {
-        nb__err(ctx, NB_ERR_DTYPE, "%s: key_pad is %s, it should be u8, i32 or i64", label(m),
+        nb__err(ctx, NB_ERR_DTYPE, "%s: key_pad is %s, it should be u8, i32 or i64", nb__label(m),
                 nb_dtype_name(key_pad->dtype));
         return NULL;
     }
@@ -157,17 +155,17 @@ static nb_tensor *pos_fwd(nb_ctx *ctx, nb_module *m, nb_tensor *x)
     const int64_t L = m->i[0], E = m->i[1];
     char b[NB__SHAPE_BUF];
     if (x->ndim != 3 || x->shape[2] != E) {
-        nb__err(ctx, NB_ERR_SHAPE, "%s: input %s should be [batch, time, %lld]", label(m),
+        nb__err(ctx, NB_ERR_SHAPE, "%s: input %s should be [batch, time, %lld]", nb__label(m),
                 nb_shape_str(x, b, sizeof b), (long long)E);
         return NULL;
     }
     if (x->shape[1] > L) {
-        nb__err(ctx, NB_ERR_SHAPE, "%s: input %s has %lld steps, max_len is %lld", label(m),
+        nb__err(ctx, NB_ERR_SHAPE, "%s: input %s has %lld steps, max_len is %lld", nb__label(m),
                 nb_shape_str(x, b, sizeof b), (long long)x->shape[1], (long long)L);
         return NULL;
     }
     if (x->dtype != m->t[0]->dtype) {
-        nb__err(ctx, NB_ERR_DTYPE, "%s: input is %s, the layer is %s", label(m),
+        nb__err(ctx, NB_ERR_DTYPE, "%s: input is %s, the layer is %s", nb__label(m),
                 nb_dtype_name(x->dtype), nb_dtype_name(m->t[0]->dtype));
         return NULL;
     }

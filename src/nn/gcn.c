@@ -13,8 +13,6 @@
 
 #include <math.h>
 
-static const char *label(const nb_module *m) { return m->name ? m->name : m->kind; }
-
 nb_csr *nb_gcn_norm_adjacency(nb_ctx *ctx, nb_dtype dt, int64_t n, int64_t n_edges,
                               const int64_t *src, const int64_t *dst, bool undirected)
 {
@@ -75,7 +73,7 @@ static nb_tensor *gcn_fwd(nb_ctx *ctx, nb_module *m, nb_tensor *x)
 {
     (void)x;
     nb__err(ctx, NB_ERR_ARG, "%s: a graph convolution needs the adjacency: call nb_gcn_forward",
-            label(m));
+            nb__label(m));
     return NULL;
 }
 
@@ -142,23 +140,23 @@ nb_tensor *nb_gcn_forward(nb_ctx *ctx, nb_module *m, const nb_csr *adj, nb_tenso
                 m ? m->kind : "NULL module");
         return NULL;
     }
-    if (nb__null_in(ctx, label(m), 2, adj, x))
+    if (nb__null_in(ctx, nb__label(m), 2, adj, x))
         return NULL;
     nb_tensor *W = m->children[0]->t[0];
     char b[NB__SHAPE_BUF];
     if (x->ndim != 2 || x->shape[1] != m->i[0]) {
-        nb__err(ctx, NB_ERR_SHAPE, "%s: input %s should be [nodes, %lld]", label(m),
+        nb__err(ctx, NB_ERR_SHAPE, "%s: input %s should be [nodes, %lld]", nb__label(m),
                 nb_shape_str(x, b, sizeof b), (long long)m->i[0]);
         return NULL;
     }
     if (adj->rows != x->shape[0] || adj->cols != x->shape[0]) {
         nb__err(ctx, NB_ERR_SHAPE, "%s: adjacency [%lld,%lld] does not fit %lld nodes (input %s)",
-                label(m), (long long)adj->rows, (long long)adj->cols, (long long)x->shape[0],
+                nb__label(m), (long long)adj->rows, (long long)adj->cols, (long long)x->shape[0],
                 nb_shape_str(x, b, sizeof b));
         return NULL;
     }
     if (x->dtype != W->dtype || adj->val->dtype != W->dtype) {
-        nb__err(ctx, NB_ERR_DTYPE, "%s: input is %s and adjacency %s, the layer is %s", label(m),
+        nb__err(ctx, NB_ERR_DTYPE, "%s: input is %s and adjacency %s, the layer is %s", nb__label(m),
                 nb_dtype_name(x->dtype), nb_dtype_name(adj->val->dtype), nb_dtype_name(W->dtype));
         return NULL;
     }

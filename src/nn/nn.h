@@ -32,6 +32,9 @@ nb_module *nb__module_new(nb_ctx *ctx, const char *kind, const char *name, nb__m
 nb_tensor *nb__module_add(nb_ctx *ctx, nb_module *m, const char *tname, bool buffer, nb_dtype dt,
                           int ndim, const int64_t *shape);
 
+/* What error messages call a layer: its name, else its kind. */
+static inline const char *nb__label(const nb_module *m) { return m->name ? m->name : m->kind; }
+
 /* Runs m's children in order on x (a sequential's forward), naming each
  * child as the running layer for diagnostics and calling the observer. */
 nb_tensor *nb__seq_run(nb_ctx *ctx, nb_module *m, nb_tensor *x);

@@ -34,8 +34,6 @@ static const char *const pnames[MAX_LAYERS][2][4] = {PL(0), PL(1), PL(2), PL(3),
 static nb_rnn_kind kind_of(const nb_module *m) { return (nb_rnn_kind)(m->i[3] & 15); }
 static int dirs_of(const nb_module *m) { return (m->i[3] & F_BIDIR) ? 2 : 1; }
 static int gates_of(nb_rnn_kind k) { return k == NB_LSTM ? 4 : k == NB_GRU ? 3 : 1; }
-static const char *label(const nb_module *m) { return m->name ? m->name : m->kind; }
-
 nb_rnn_opts nb_rnn_opts_default(nb_rnn_kind kind, int64_t input, int64_t hidden)
 {
     nb_rnn_opts o = {kind, input, hidden, 1, false, false, true, 0.0};
@@ -169,12 +167,12 @@ static bool state_ok(nb_ctx *ctx, const nb_module *m, const char *what, const nb
     char b[NB__SHAPE_BUF];
     if (s->ndim != 3 || s->shape[0] != LD || s->shape[1] != N || s->shape[2] != H) {
         nb__err(ctx, NB_ERR_SHAPE, "%s: %s %s should be [%lld,%lld,%lld] (layers x directions, "
-                "batch, hidden)", label(m), what, nb_shape_str(s, b, sizeof b), (long long)LD,
+                "batch, hidden)", nb__label(m), what, nb_shape_str(s, b, sizeof b), (long long)LD,
                 (long long)N, (long long)H);
         return false;
     }
     if (s->dtype != dt) {
-        nb__err(ctx, NB_ERR_DTYPE, "%s: %s is %s, the layer is %s", label(m), what,
+        nb__err(ctx, NB_ERR_DTYPE, "%s: %s is %s, the layer is %s", nb__label(m), what,
                 nb_dtype_name(s->dtype), nb_dtype_name(dt));
         return false;
     }
@@ -189,7 +187,7 @@ static nb_status make_masks(nb_ctx *ctx, const nb_module *m, const nb_tensor *le
     char b[NB__SHAPE_BUF];
     if (len->ndim != 1 || len->shape[0] != N || (len->dtype != NB_I32 && len->dtype != NB_I64))
         return nb__err(ctx, NB_ERR_SHAPE, "%s: lengths %s %s should be [%lld] of i32 or i64",
-                       label(m), nb_dtype_name(len->dtype), nb_shape_str(len, b, sizeof b),
+                       nb__label(m), nb_dtype_name(len->dtype), nb_shape_str(len, b, sizeof b),
                        (long long)N);
     len = nb_contiguous(ctx, (nb_tensor *)len);
     if (!len)
@@ -199,7 +197,7 @@ static nb_status make_masks(nb_ctx *ctx, const nb_module *m, const nb_tensor *le
         double v = nb_get(len, n);
         if (!(v >= 1 && v <= (double)T))
             return nb__err(ctx, NB_ERR_ARG, "%s: lengths[%lld] = %.0f is outside [1, %lld]",
-                           label(m), (long long)n, v, (long long)T);
+                           nb__label(m), (long long)n, v, (long long)T);
         if ((int64_t)v < min)
             min = (int64_t)v;
     }
@@ -225,7 +223,7 @@ nb_tensor *nb_rnn_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x, nb_tensor *h0
                 m ? m->kind : "NULL module");
         return NULL;
     }
-    if (nb__null_in(ctx, label(m), 1, x))
+    if (nb__null_in(ctx, nb__label(m), 1, x))
         return NULL;
     nb_rnn_kind k = kind_of(m);
     const int64_t I = m->i[0], H = m->i[1], L = m->i[2], D = dirs_of(m);
@@ -233,7 +231,7 @@ nb_tensor *nb_rnn_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x, nb_tensor *h0
     const int per = bias ? 4 : 2;
     char b[NB__SHAPE_BUF];
     if (x->ndim != 3 || x->shape[2] != I) {
-        nb__err(ctx, NB_ERR_SHAPE, "%s: input %s should be %s with %lld features", label(m),
+        nb__err(ctx, NB_ERR_SHAPE, "%s: input %s should be %s with %lld features", nb__label(m),
                 nb_shape_str(x, b, sizeof b),
                 bf ? "[batch, time, features]" : "[time, batch, features]",
                 (long long)I);
@@ -241,18 +239,18 @@ nb_tensor *nb_rnn_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x, nb_tensor *h0
     }
     nb_dtype dt = m->t[0]->dtype;
     if (x->dtype != dt) {
-        nb__err(ctx, NB_ERR_DTYPE, "%s: input is %s, the layer is %s", label(m),
+        nb__err(ctx, NB_ERR_DTYPE, "%s: input is %s, the layer is %s", nb__label(m),
                 nb_dtype_name(x->dtype), nb_dtype_name(dt));
         return NULL;
     }
     const int64_t T = bf ? x->shape[1] : x->shape[0], N = bf ? x->shape[0] : x->shape[1];
     if (T < 1 || N < 1) {
-        nb__err(ctx, NB_ERR_SHAPE, "%s: input %s has no steps or no rows", label(m),
+        nb__err(ctx, NB_ERR_SHAPE, "%s: input %s has no steps or no rows", nb__label(m),
                 nb_shape_str(x, b, sizeof b));
         return NULL;
     }
     if (c0 && k != NB_LSTM) {
-        nb__err(ctx, NB_ERR_ARG, "%s: c0 is only for an LSTM", label(m));
+        nb__err(ctx, NB_ERR_ARG, "%s: c0 is only for an LSTM", nb__label(m));
         return NULL;
     }
     if (cn)
@@ -266,7 +264,7 @@ nb_tensor *nb_rnn_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x, nb_tensor *h0
     /* step tensor pointers: masks, outputs of one direction, final states */
     nb_tensor **mask = nb__arena_alloc(ctx, sizeof *mask * (size_t)(3 * T + 2 * L * D));
     if (!mask) {
-        nb__arena_err(ctx, label(m), sizeof *mask * (size_t)(3 * T + 2 * L * D));
+        nb__arena_err(ctx, nb__label(m), sizeof *mask * (size_t)(3 * T + 2 * L * D));
         return NULL;
     }
     nb_tensor **outs = mask + T, **outs_b = outs + T, **hs = outs_b + T, **cs = hs + L * D;

@@ -21,8 +21,6 @@
 
 #include <stdio.h>
 
-static const char *label(const nb_module *m) { return m->name ? m->name : m->kind; }
-
 /* m->i[0] embed, i[1] causal; f[0] dropout; children: self_attn, linear1,
  * linear2, norm1, norm2 (torch's state_dict order). */
 enum { SELF_ATTN, LINEAR1, LINEAR2, NORM1, NORM2, BLOCK_CHILDREN };
@@ -78,11 +76,11 @@ nb_tensor *nb_transformer_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x, nb_te
                 m ? m->kind : "NULL module");
         return NULL;
     }
-    if (nb__null_in(ctx, label(m), 1, x))
+    if (nb__null_in(ctx, nb__label(m), 1, x))
         return NULL;
     char b[NB__SHAPE_BUF];
     if (x->ndim != 3 || x->shape[2] != m->i[0]) {
-        nb__err(ctx, NB_ERR_SHAPE, "%s: input %s should be [batch, time, %lld]", label(m),
+        nb__err(ctx, NB_ERR_SHAPE, "%s: input %s should be [batch, time, %lld]", nb__label(m),
                 nb_shape_str(x, b, sizeof b), (long long)m->i[0]);
         return NULL;
     }

@@ -75,7 +75,7 @@ static bool padded(const job_t *J, int64_t b, int64_t j)
 
 /* Row i's softmax over its visible keys (in place on S -> P) */
 #define ATTN_KERNS(T, SUF, EXP)                                                              \
-    static void softmax_rows_##SUF(const job_t *J, int64_t b, T *P, const uint8_t *hide)     \
+    static void softmax_rows_##SUF(const job_t *J, T *P, const uint8_t *hide)     \
     {                                                                                        \
         const int64_t Tq = J->Tq, Tk = J->Tk;                                                \
         for (int64_t i = 0; i < Tq; i++) {                                                   \
@@ -99,7 +99,6 @@ static bool padded(const job_t *J, int64_t b, int64_t j)
             for (int64_t j = last + 1 > 0 ? last + 1 : 0; j < Tk; j++)                       \
                 r[j] = 0;                                                                    \
         }                                                                                    \
-        (void)b;                                                                             \
     }                                                                                        \
     /* dS = P (dP - rowsum(dP P)), in place on dP */                                         \
     static void softmax_bwd_##SUF(const job_t *J, const T *P, T *dP)                         \
@@ -132,9 +131,9 @@ static void fwd_slots(int64_t s0, int64_t s1, void *arg)
             for (int64_t j = 0; hide && j < Tk; j++)
                 hide[j] = padded(J, b, j);
             if (J->dt == NB_F32)
-                softmax_rows_f32(J, b, (float *)P, hide);
+                softmax_rows_f32(J, (float *)P, hide);
             else
-                softmax_rows_f64(J, b, (double *)P, hide);
+                softmax_rows_f64(J, (double *)P, hide);
             /* y = P v */
             nb__gemm(J->dt, Tq, J->Dv, Tk, 1.0, cmat(P, 0, Tk, 1, es), mat(J, J->v, b, false), 0.0,
                      (char *)J->y + b * Tq * J->Dv * (int64_t)es, J->Dv, 1);
@@ -173,18 +172,6 @@ static void bwd_slots(int64_t s0, int64_t s1, void *arg)
                          (char *)J->dk + b * Tk * D * (int64_t)es, D, 1);
         }
     }
-}
-
-/* Checks that the batch dims (all but the last two) of a and b broadcast. */
-static bool batch_ok(const nb_tensor *a, const nb_tensor *b)
-{
-    int na = a->ndim - 2, nb = b->ndim - 2;
-    for (int i = 1; i <= na && i <= nb; i++) {
-        int64_t x = a->shape[na - i], y = b->shape[nb - i];
-        if (x != y && x != 1 && y != 1)
-            return false;
-    }
-    return true;
 }
 
 /* t expanded to batch shape bs (n dims) + its own last two dims */
@@ -239,7 +226,11 @@ nb_tensor *nb_attention(nb_ctx *ctx, nb_tensor *q, nb_tensor *k, nb_tensor *v, b
                 nb_shape_str(k, b1, sizeof b1), nb_shape_str(v, b2, sizeof b2));
         return NULL;
     }
-    if (!batch_ok(q, k) || !batch_ok(q, v) || !batch_ok(k, v)) {
+    /* the broadcast batch shape (all but the last two dims) */
+    int64_t bs[NB_MAX_DIMS], t1[NB_MAX_DIMS];
+    int nb1 = nb__broadcast_shape(q->ndim - 2, q->shape, k->ndim - 2, k->shape, t1);
+    int nbatch = nb1 < 0 ? -1 : nb__broadcast_shape(nb1, t1, v->ndim - 2, v->shape, bs);
+    if (nbatch < 0) {
         nb__err(ctx, NB_ERR_SHAPE, "attention: the batch dimensions of q %s, k %s, v %s do not "
                 "broadcast", nb_shape_str(q, b1, sizeof b1), nb_shape_str(k, b2, sizeof b2),
                 nb_shape_str(v, b3, sizeof b3));
@@ -249,14 +240,6 @@ nb_tensor *nb_attention(nb_ctx *ctx, nb_tensor *q, nb_tensor *k, nb_tensor *v, b
         nb__err(ctx, NB_ERR_SHAPE, "attention: q %s, k %s, v %s: no queries, keys or features",
                 nb_shape_str(q, b1, sizeof b1), nb_shape_str(k, b2, sizeof b2),
                 nb_shape_str(v, b3, sizeof b3));
-        return NULL;
-    }
-    /* the broadcast batch shape */
-    int64_t bs[NB_MAX_DIMS], t1[NB_MAX_DIMS];
-    int nb1 = nb__broadcast_shape(q->ndim - 2, q->shape, k->ndim - 2, k->shape, t1);
-    int nbatch = nb__broadcast_shape(nb1, t1, v->ndim - 2, v->shape, bs);
-    if (nb1 < 0 || nbatch < 0) { /* cannot happen after batch_ok; kept for safety */
-        nb__err(ctx, NB_ERR_SHAPE, "attention: batch dimensions do not broadcast");
         return NULL;
     }
     if (key_pad) {
