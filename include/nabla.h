@@ -353,7 +353,15 @@ typedef struct nb_conv_opts {
     int groups;            /* default 1; in and out channels divisible by it */
     int output_padding[2]; /* conv_transpose2d only: added to one side of the output */
     bool relu;             /* conv2d only: apply ReLU to the output, fused (y = max(0, conv)) */
+    int algo;              /* conv2d only: an nb_conv_algo; default NB_CONV_AUTO */
 } nb_conv_opts;
+/* How conv2d computes. AUTO takes Winograd F(2x2, 3x3) for 3x3 kernels with
+ * stride 1, dilation 1, one group and at least NB_CONV_WINOGRAD_MIN_CHANNELS
+ * input and output channels (2.25x fewer multiplies), else im2col + GEMM.
+ * The two differ in float rounding only (a few ulps of the sums). Asking for
+ * WINOGRAD where it does not apply is an error, not a silent fallback. */
+typedef enum nb_conv_algo { NB_CONV_AUTO = 0, NB_CONV_IM2COL = 1, NB_CONV_WINOGRAD = 2 } nb_conv_algo;
+#define NB_CONV_WINOGRAD_MIN_CHANNELS 8
 nb_conv_opts nb_conv_opts_default(void);
 /* x [N, C, H, W], w [O, C/groups, kH, kW], b [O] or NULL -> [N, O, H', W'],
  * H' = (H + 2 pad - dil (kH - 1) - 1) / stride + 1 (as torch.nn.functional.conv2d) */

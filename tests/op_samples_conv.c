@@ -19,6 +19,7 @@ static nb_conv_opts opts_of(const op_sample *s)
     }
     o.groups = s->axis;
     o.relu = s->f[0] != 0;
+    o.algo = (int)s->f[1];
     return o;
 }
 
@@ -62,6 +63,20 @@ bool gen_conv2d(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
         s->in[0] = MK(3, 3, 4, 4); s->in[1] = MK(4, 3, 1, 1); out = 4; set_opts(s, 1, 1, 0, 0, 1, 1, 1);
         s->f[0] = 1;
         break;
+    /* Winograd F(2x2, 3x3), forced on small channel counts (12-15, 17) and
+     * chosen by AUTO at 8 channels (16): paddings 0-2, odd and uneven sizes
+     * (partial tiles), a one-tile output, the fused ReLU */
+    case 12: s->in[0] = MK(2, 3, 6, 6); s->in[1] = MK(4, 3, 3, 3); out = 4; set_opts(s, 1, 1, 1, 1, 1, 1, 1);
+        s->f[0] = 1; s->f[1] = NB_CONV_WINOGRAD; break;
+    case 13: s->in[0] = MK(1, 2, 7, 5); s->in[1] = MK(3, 2, 3, 3); out = 3; set_opts(s, 1, 1, 0, 0, 1, 1, 1);
+        s->f[1] = NB_CONV_WINOGRAD; break;
+    case 14: s->in[0] = MK(2, 2, 4, 5); s->in[1] = MK(2, 2, 3, 3); s->n_in = 2; set_opts(s, 1, 1, 2, 2, 1, 1, 1);
+        s->f[1] = NB_CONV_WINOGRAD; break;
+    case 15: s->in[0] = MK(3, 3, 5, 6); s->in[1] = MK(2, 3, 3, 3); out = 2; set_opts(s, 1, 1, 1, 0, 1, 1, 1);
+        s->f[0] = 1; s->f[1] = NB_CONV_WINOGRAD; break;
+    case 16: s->in[0] = MK(2, 8, 6, 6); s->in[1] = MK(8, 8, 3, 3); out = 8; set_opts(s, 1, 1, 1, 1, 1, 1, 1); break;
+    case 17: s->in[0] = MK(1, 2, 3, 3); s->in[1] = MK(2, 2, 3, 3); out = 2; set_opts(s, 1, 1, 0, 0, 1, 1, 1);
+        s->f[1] = NB_CONV_WINOGRAD; break;
     default: return false;
     }
     if (s->n_in == 3)

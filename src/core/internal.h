@@ -122,6 +122,9 @@ char *nb__shape_fmt(int ndim, const int64_t *shape, char *buf, size_t cap);
 void *nb__heap_alloc(nb_ctx *ctx, size_t size);
 void nb__heap_free(nb_ctx *ctx, void *p);
 void *nb__arena_alloc(nb_ctx *ctx, size_t size); /* no error recorded; see arena_fail */
+/* conv2d keeps a batch's columns (or Winograd's V) for backward up to this
+ * many bytes, else rebuilds them (src/ops/conv.c; tests lower it) */
+extern size_t nb__conv_keep_bytes;
 /* Records the error of a failed arena allocation for `what`; returns it. */
 nb_status nb__arena_err(nb_ctx *ctx, const char *what, size_t bytes);
 /* Step tensor with row-major strides, data uninitialised; records error. */

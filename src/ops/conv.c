@@ -20,13 +20,16 @@
 #include "kernels/gemm.h"
 #include "kernels/im2col.h"
 #include "kernels/parallel.h"
+#include "kernels/winograd.h"
 
 #include <stdio.h>
 
-/* Columns of a whole batch kept from forward for the weight gradient when
- * they take at most this many bytes (e.g. 14.5 MB for the 14x14 conv of the
- * benchmark CNN at batch 64); larger ones are rebuilt in backward. */
-#define NB__CONV_KEEP_COLS ((size_t)64 << 20)
+/* Columns (or Winograd's V) of a whole batch kept from forward for the
+ * weight gradient when they take at most this many bytes (e.g. 14.5 MB of
+ * columns, 6.4 MB of V, for the 14x14 conv of the benchmark CNN at batch
+ * 64); larger ones are rebuilt in backward. Tests lower it to reach the
+ * rebuilding paths. */
+size_t nb__conv_keep_bytes = (size_t)64 << 20;
 
 nb_conv_opts nb_conv_opts_default(void)
 {
@@ -47,6 +50,7 @@ typedef struct {
     int64_t in_plane, out_plane;        /* elements per channel of x and of y */
     bool direct;            /* 1x1, stride 1, no padding: col is the image itself */
     bool relu;              /* fused ReLU on the output (conv2d) */
+    bool wino;              /* Winograd F(2x2, 3x3) instead of im2col (kernels/winograd.h) */
     const char *yout;       /* backward with relu: the output, for the mask */
     char *gmask;            /* backward with relu: per part, one group's masked dy */
     char *wt;               /* conv2d backward: W_g^T [K, Og] per group, made once, so the
@@ -295,6 +299,7 @@ static void opts_to_attrs(const nb_conv_opts *o, nb__attrs *a)
         a->axes[6 + i] = o->output_padding[i];
     }
     a->i[0] = o->groups;
+    a->i[1] = o->algo;
     a->flag = o->relu;
 }
 
@@ -308,6 +313,7 @@ static nb_conv_opts attrs_to_opts(const nb__attrs *a)
         o.output_padding[i] = a->axes[6 + i];
     }
     o.groups = (int)a->i[0];
+    o.algo = (int)a->i[1];
     o.relu = a->flag != 0;
     return o;
 }
@@ -404,6 +410,27 @@ static bool plan(nb_ctx *ctx, const char *op, bool transpose, const nb_tensor *x
         return false;
     }
     J->relu = o->relu;
+    if (o->algo < NB_CONV_AUTO || o->algo > NB_CONV_WINOGRAD) {
+        nb__err(ctx, NB_ERR_ARG, "%s: algo %d is not an nb_conv_algo", op, o->algo);
+        return false;
+    }
+    if (transpose && o->algo != NB_CONV_AUTO) {
+        nb__err(ctx, NB_ERR_ARG, "%s: algo %d given; conv_transpose2d takes NB_CONV_AUTO only", op,
+                o->algo);
+        return false;
+    }
+    bool wino_ok = !transpose && kh == 3 && kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 &&
+                   g->dw == 1 && G == 1;
+    if (o->algo == NB_CONV_WINOGRAD && !wino_ok) {
+        nb__err(ctx, NB_ERR_ARG, "%s: algo winograd needs a 3x3 kernel, stride 1, dilation 1 and "
+                "one group, got %lldx%lld, stride %dx%d, dilation %dx%d, %lld groups", op,
+                (long long)kh, (long long)kw, o->stride[0], o->stride[1], o->dilation[0],
+                o->dilation[1], (long long)G);
+        return false;
+    }
+    J->wino = o->algo == NB_CONV_WINOGRAD ||
+              (o->algo == NB_CONV_AUTO && wino_ok && C >= NB_CONV_WINOGRAD_MIN_CHANNELS &&
+               O >= NB_CONV_WINOGRAD_MIN_CHANNELS);
     J->direct = kh == 1 && kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 &&
                 g->H == g->OH && g->W == g->OW;
     J->ws_elems = J->direct ? 0 : J->K * g->OH * g->OW;
@@ -439,33 +466,51 @@ static nb_tensor *conv_any(nb_ctx *ctx, const char *op, bool transpose, nb_tenso
         return NULL;
     J.parts = parts_for(ctx, J.N);
     size_t es = nb__esize(J.dt);
-    if (J.ws_elems) {
-        size_t bytes = (size_t)(2 * J.ws_elems * J.parts) * es;
-        J.ws = nb__arena_alloc(ctx, bytes);
-        if (!J.ws) {
+    nb_tensor *in[3] = {x, w, b};
+    bool grad = nb__needs_grad(ctx, b ? 3 : 2, in);
+    bool keep = grad && (w->flags & NB_REQUIRES_GRAD); /* the weight gradient will need x's columns */
+    nb_tensor *cols = NULL; /* kept for backward: im2col's columns or Winograd's V */
+    if (J.wino) {
+        nb__wino P;
+        nb__wino_plan(&P, J.dt, J.N, J.Cin_g, x->shape[2], x->shape[3], J.Out_g, J.g.ph, J.g.pw,
+                      ctx->nthreads);
+        int64_t vs[1] = {nb__wino_saved_elems(&P)};
+        if (keep && (size_t)vs[0] * es <= nb__conv_keep_bytes && !(cols = nb__new_step(ctx, J.dt, 1, vs)))
+            return NULL;
+        size_t bytes = nb__wino_fwd_bytes(&P, cols != NULL);
+        void *ws = nb__arena_alloc(ctx, bytes);
+        if (!ws) {
             nb__arena_err(ctx, op, bytes);
             return NULL;
         }
+        nb__wino_forward(&P, x->data, w->data, b ? b->data : NULL, J.relu, y->data,
+                         cols ? cols->data : NULL, ws);
+    } else {
+        if (J.ws_elems) {
+            size_t bytes = (size_t)(2 * J.ws_elems * J.parts) * es;
+            J.ws = nb__arena_alloc(ctx, bytes);
+            if (!J.ws) {
+                nb__arena_err(ctx, op, bytes);
+                return NULL;
+            }
+        }
+        J.x = x->data;
+        J.w = w->data;
+        J.b = b ? b->data : NULL;
+        J.y = y->data;
+        if (keep && !transpose && J.ws_elems &&
+            (size_t)(J.N * J.groups * J.ws_elems) * es <= nb__conv_keep_bytes) {
+            /* keep every image's columns rather than rebuild them in
+             * backward (measured: half of im2col's time) */
+            int64_t cs[3] = {J.N * J.groups, J.K, J.g.OH * J.g.OW};
+            cols = nb__new_step(ctx, x->dtype, 3, cs);
+            if (!cols)
+                return NULL;
+            J.cols = cols->data;
+        }
+        int64_t flops = 2 * J.K * J.Out_g * J.groups * (transpose ? J.in_plane : J.out_plane);
+        nb__parallel_for(ctx->nthreads, J.parts, flops * J.N / J.parts, fwd_part, &J);
     }
-    J.x = x->data;
-    J.w = w->data;
-    J.b = b ? b->data : NULL;
-    J.y = y->data;
-    nb_tensor *in[3] = {x, w, b};
-    bool grad = nb__needs_grad(ctx, b ? 3 : 2, in);
-    nb_tensor *cols = NULL;
-    if (grad && !transpose && J.ws_elems && (w->flags & NB_REQUIRES_GRAD) &&
-        (size_t)(J.N * J.groups * J.ws_elems) * es <= NB__CONV_KEEP_COLS) {
-        /* the weight gradient needs every image's columns: keep them rather
-         * than rebuild them in backward (measured: half of im2col's time) */
-        int64_t cs[3] = {J.N * J.groups, J.K, J.g.OH * J.g.OW};
-        cols = nb__new_step(ctx, x->dtype, 3, cs);
-        if (!cols)
-            return NULL;
-        J.cols = cols->data;
-    }
-    int64_t flops = 2 * J.K * J.Out_g * J.groups * (transpose ? J.in_plane : J.out_plane);
-    nb__parallel_for(ctx->nthreads, J.parts, flops * J.N / J.parts, fwd_part, &J);
     if (grad) {
         nb__node *n = nb__record(ctx, transpose ? NB__OP_CONV_TRANSPOSE2D : NB__OP_CONV2D, y,
                                  b ? 3 : 2, in);
@@ -523,6 +568,20 @@ static nb_status conv_backward(nb_ctx *ctx, nb__node *node, bool transpose)
     conv_job J;
     int64_t ys[4];
     plan(ctx, transpose ? "conv_transpose2d" : "conv2d", transpose, x, w, b, &o, &J, ys);
+    if (J.wino) {
+        nb__wino P;
+        nb__wino_plan(&P, J.dt, J.N, J.Cin_g, x->shape[2], x->shape[3], J.Out_g, J.g.ph, J.g.pw,
+                      ctx->nthreads);
+        const nb_tensor *v = node->saved[0];
+        size_t bytes = nb__wino_bwd_bytes(&P, v != NULL);
+        void *ws = nb__arena_alloc(ctx, bytes);
+        if (!ws)
+            return nb__arena_err(ctx, "conv2d", bytes);
+        nb__wino_backward(&P, x->data, w->data, J.relu ? node->out->data : NULL,
+                          node->out->grad->data, v ? v->data : NULL, dx ? dx->data : NULL,
+                          dw ? dw->data : NULL, db ? db->data : NULL, ws);
+        return NB_OK;
+    }
     J.parts = parts_for(ctx, J.N);
     size_t es = nb__esize(J.dt);
     int64_t wsz = nb__numel(w), bsz = b ? b->shape[0] : 0;

@@ -1,0 +1,243 @@
+/* Winograd F(2x2, 3x3) convolution: the plan, the per-chunk drivers and the
+ * threads. The transforms are in winograd_t.h (one copy per element type);
+ * the 16 products per chunk are GEMMs through nb__gemm (OpenBLAS). */
+#include "kernels/winograd.h"
+
+#include "kernels/gemm.h"
+#include "kernels/parallel.h"
+
+/* Tiles per chunk to aim for: V and M of a chunk of the benchmark CNN's
+ * 32->64 conv (3 images, 147 tiles) take 0.9 MB, about L2. */
+#define NB__WINO_TILES 128
+
+#define T float
+#define SFX(name) name##_f32
+#include "kernels/winograd_t.h"
+#undef T
+#undef SFX
+#define T double
+#define SFX(name) name##_f64
+#include "kernels/winograd_t.h"
+#undef T
+#undef SFX
+
+void nb__wino_plan(nb__wino *p, nb_dtype dt, int64_t N, int64_t C, int64_t H, int64_t W,
+                   int64_t O, int64_t ph, int64_t pw, int nthreads)
+{
+    memset(p, 0, sizeof *p);
+    p->dt = dt;
+    p->N = N;
+    p->C = C;
+    p->H = H;
+    p->W = W;
+    p->O = O;
+    p->ph = ph;
+    p->pw = pw;
+    p->OH = H + 2 * ph - 2;
+    p->OW = W + 2 * pw - 2;
+    p->th = (p->OH + 1) / 2;
+    p->tw = (p->OW + 1) / 2;
+    int64_t tiles = p->th * p->tw;
+    p->chunk = tiles >= NB__WINO_TILES ? 1 : (NB__WINO_TILES + tiles - 1) / tiles;
+    if (p->chunk > N)
+        p->chunk = N > 0 ? N : 1;
+    p->nchunks = (N + p->chunk - 1) / p->chunk;
+    p->parts = nthreads < p->nchunks ? nthreads : (int)(p->nchunks > 0 ? p->nchunks : 1);
+    if (p->parts < 1)
+        p->parts = 1;
+}
+
+int64_t nb__wino_saved_elems(const nb__wino *p) { return 16 * p->C * p->N * p->th * p->tw; }
+
+static int64_t round16(int64_t n) { return (n + 15) & ~(int64_t)15; }
+static int64_t tmax(const nb__wino *p) { return p->chunk * p->th * p->tw; }
+static int64_t stage(const nb__wino *p) { return round16(16 * (2 * p->tw + 2)); }
+
+/* per-part elements: [V][M or dM][dV][dU][db][staging] */
+static int64_t part_elems(const nb__wino *p, bool need_v, bool bwd)
+{
+    int64_t e = need_v ? round16(16 * p->C * tmax(p)) : 0;
+    e += round16(16 * p->O * tmax(p));
+    if (bwd)
+        e += round16(16 * p->C * tmax(p)) + round16(16 * p->O * p->C) + round16(p->O);
+    return e + stage(p);
+}
+
+size_t nb__wino_fwd_bytes(const nb__wino *p, bool keep_v)
+{
+    int64_t e = round16(16 * p->O * p->C) + p->parts * part_elems(p, !keep_v, false);
+    return (size_t)e * nb__esize(p->dt);
+}
+
+size_t nb__wino_bwd_bytes(const nb__wino *p, bool have_v)
+{
+    int64_t e = round16(16 * p->O * p->C) + p->parts * part_elems(p, !have_v, true);
+    return (size_t)e * nb__esize(p->dt);
+}
+
+typedef struct {
+    const nb__wino *p;
+    const char *x, *w, *b, *y, *gy, *saved;
+    char *out, *keep, *dx, *ws;
+    const char *U;      /* [16][O][C], or [16][C][O] in backward */
+    bool relu, want_dw, want_db;
+} wino_job;
+
+static void chunk_range(const nb__wino *p, int64_t ch, int64_t *n0, int64_t *n1, int64_t *Tc)
+{
+    *n0 = ch * p->chunk;
+    *n1 = *n0 + p->chunk < p->N ? *n0 + p->chunk : p->N;
+    *Tc = (*n1 - *n0) * p->th * p->tw;
+}
+
+static void fwd_part(int64_t q0, int64_t q1, void *arg)
+{
+    const wino_job *J = arg;
+    const nb__wino *p = J->p;
+    size_t es = nb__esize(p->dt);
+    bool f32 = p->dt == NB_F32;
+    for (int64_t q = q0; q < q1; q++) {
+        char *mem = J->ws + (round16(16 * p->O * p->C) + q * part_elems(p, !J->keep, false)) * (int64_t)es;
+        char *Vbuf = mem, *M, *st;
+        M = mem + (J->keep ? 0 : round16(16 * p->C * tmax(p))) * (int64_t)es;
+        st = M + round16(16 * p->O * tmax(p)) * (int64_t)es;
+        for (int64_t ch = p->nchunks * q / p->parts; ch < p->nchunks * (q + 1) / p->parts; ch++) {
+            int64_t n0, n1, Tc;
+            chunk_range(p, ch, &n0, &n1, &Tc);
+            char *V = J->keep ? J->keep + 16 * p->C * n0 * p->th * p->tw * (int64_t)es : Vbuf;
+            if (f32)
+                wino_input_f32(p, (const float *)J->x, n0, n1, Tc, (float *)V, (float *)st);
+            else
+                wino_input_f64(p, (const double *)J->x, n0, n1, Tc, (double *)V, (double *)st);
+            for (int xi = 0; xi < 16; xi++) /* M[xi] [O, Tc] = U[xi] [O, C] V[xi] [C, Tc] */
+                nb__gemm(p->dt, p->O, Tc, p->C, 1.0,
+                         (nb__mat){J->U + xi * p->O * p->C * (int64_t)es, p->C, 1},
+                         (nb__mat){V + xi * p->C * Tc * (int64_t)es, Tc, 1}, 0.0,
+                         M + xi * p->O * Tc * (int64_t)es, Tc, 1);
+            if (f32)
+                wino_output_f32(p, (const float *)M, n0, n1, Tc, (const float *)J->b, J->relu,
+                                (float *)J->out, (float *)st);
+            else
+                wino_output_f64(p, (const double *)M, n0, n1, Tc, (const double *)J->b, J->relu,
+                                (double *)J->out, (double *)st);
+        }
+    }
+}
+
+void nb__wino_forward(const nb__wino *p, const void *x, const void *w, const void *b, bool relu,
+                      void *y, void *saved_v, void *ws)
+{
+    wino_job J = {.p = p, .x = x, .b = b, .out = y, .keep = saved_v, .ws = ws, .relu = relu};
+    if (p->dt == NB_F32)
+        wino_weights_f32(p, w, ws, false);
+    else
+        wino_weights_f64(p, w, ws, false);
+    J.U = ws;
+    int64_t flops = 2 * 16 * p->O * p->C * p->chunk * p->th * p->tw * p->nchunks / p->parts;
+    nb__parallel_for(p->parts, p->parts, flops, fwd_part, &J);
+}
+
+static void bwd_part(int64_t q0, int64_t q1, void *arg)
+{
+    const wino_job *J = arg;
+    const nb__wino *p = J->p;
+    size_t es = nb__esize(p->dt);
+    bool f32 = p->dt == NB_F32, need_v = !J->saved && J->want_dw;
+    int64_t OC = round16(16 * p->O * p->C);
+    for (int64_t q = q0; q < q1; q++) {
+        char *mem = J->ws + (OC + q * part_elems(p, !J->saved, true)) * (int64_t)es;
+        char *Vbuf = mem;
+        char *dM = mem + (J->saved ? 0 : round16(16 * p->C * tmax(p))) * (int64_t)es;
+        char *dV = dM + round16(16 * p->O * tmax(p)) * (int64_t)es;
+        char *dU = dV + round16(16 * p->C * tmax(p)) * (int64_t)es;
+        char *db = dU + OC * (int64_t)es;
+        char *st = db + round16(p->O) * (int64_t)es;
+        for (int64_t ch = p->nchunks * q / p->parts; ch < p->nchunks * (q + 1) / p->parts; ch++) {
+            int64_t n0, n1, Tc;
+            chunk_range(p, ch, &n0, &n1, &Tc);
+            const char *V = J->saved ? J->saved + 16 * p->C * n0 * p->th * p->tw * (int64_t)es : Vbuf;
+            if (need_v) {
+                if (f32)
+                    wino_input_f32(p, (const float *)J->x, n0, n1, Tc, (float *)Vbuf, (float *)st);
+                else
+                    wino_input_f64(p, (const double *)J->x, n0, n1, Tc, (double *)Vbuf, (double *)st);
+            }
+            if (f32)
+                wino_grad_output_f32(p, (const float *)J->gy, (const float *)J->y, n0, n1, Tc,
+                                     (float *)dM, J->want_db ? (float *)db : NULL, (float *)st);
+            else
+                wino_grad_output_f64(p, (const double *)J->gy, (const double *)J->y, n0, n1, Tc,
+                                     (double *)dM, J->want_db ? (double *)db : NULL, (double *)st);
+            for (int xi = 0; xi < 16 && J->want_dw; xi++) /* dU[xi] += dM[xi] V[xi]^T */
+                nb__gemm(p->dt, p->O, p->C, Tc, 1.0,
+                         (nb__mat){dM + xi * p->O * Tc * (int64_t)es, Tc, 1},
+                         (nb__mat){V + xi * p->C * Tc * (int64_t)es, 1, Tc}, 1.0,
+                         dU + xi * p->O * p->C * (int64_t)es, p->C, 1);
+            if (!J->dx)
+                continue;
+            for (int xi = 0; xi < 16; xi++) /* dV[xi] [C, Tc] = U[xi]^T [C, O] dM[xi] */
+                nb__gemm(p->dt, p->C, Tc, p->O, 1.0,
+                         (nb__mat){J->U + xi * p->O * p->C * (int64_t)es, p->O, 1},
+                         (nb__mat){dM + xi * p->O * Tc * (int64_t)es, Tc, 1}, 0.0,
+                         dV + xi * p->C * Tc * (int64_t)es, Tc, 1);
+            if (f32)
+                wino_input_adj_f32(p, (const float *)dV, n0, n1, Tc, (float *)J->dx, (float *)st);
+            else
+                wino_input_adj_f64(p, (const double *)dV, n0, n1, Tc, (double *)J->dx, (double *)st);
+        }
+    }
+}
+
+void nb__wino_backward(const nb__wino *p, const void *x, const void *w, const void *y,
+                       const void *gy, const void *saved_v, void *dx, void *dw, void *db, void *ws)
+{
+    size_t es = nb__esize(p->dt);
+    int64_t OC = round16(16 * p->O * p->C), per = part_elems(p, !saved_v, true);
+    wino_job J = {.p = p, .x = x, .y = y, .gy = gy, .saved = saved_v, .dx = dx, .ws = ws,
+                  .want_dw = dw != NULL, .want_db = db != NULL};
+    if (dx) { /* U transposed, so the dV products read a row-major A */
+        if (p->dt == NB_F32)
+            wino_weights_f32(p, w, ws, true);
+        else
+            wino_weights_f64(p, w, ws, true);
+    }
+    J.U = ws;
+    for (int q = 0; q < p->parts; q++) { /* zero each part's dU and db */
+        char *dU = (char *)ws + (OC + q * per + per - stage(p) - round16(p->O) - OC) * (int64_t)es;
+        memset(dU, 0, (size_t)(OC + round16(p->O)) * es);
+    }
+    int64_t flops = 2 * 16 * p->O * p->C * p->chunk * p->th * p->tw * p->nchunks / p->parts *
+                    ((dw ? 1 : 0) + (dx ? 1 : 0));
+    nb__parallel_for(p->parts, p->parts, flops, bwd_part, &J);
+    /* the parts' sums, in a fixed order, then through the weight transform */
+    char *dU0 = (char *)ws + (OC + per - stage(p) - round16(p->O) - OC) * (int64_t)es;
+    char *db0 = dU0 + OC * (int64_t)es;
+    for (int q = 1; q < p->parts; q++) {
+        const char *dUq = dU0 + q * per * (int64_t)es, *dbq = db0 + q * per * (int64_t)es;
+        if (p->dt == NB_F32) {
+            for (int64_t i = 0; i < 16 * p->O * p->C; i++)
+                ((float *)dU0)[i] += ((const float *)dUq)[i];
+            for (int64_t i = 0; i < p->O; i++)
+                ((float *)db0)[i] += ((const float *)dbq)[i];
+        } else {
+            for (int64_t i = 0; i < 16 * p->O * p->C; i++)
+                ((double *)dU0)[i] += ((const double *)dUq)[i];
+            for (int64_t i = 0; i < p->O; i++)
+                ((double *)db0)[i] += ((const double *)dbq)[i];
+        }
+    }
+    if (dw) {
+        if (p->dt == NB_F32)
+            wino_dweights_f32(p, (const float *)dU0, dw);
+        else
+            wino_dweights_f64(p, (const double *)dU0, dw);
+    }
+    if (db) {
+        if (p->dt == NB_F32)
+            for (int64_t i = 0; i < p->O; i++)
+                ((float *)db)[i] += ((const float *)db0)[i];
+        else
+            for (int64_t i = 0; i < p->O; i++)
+                ((double *)db)[i] += ((const double *)db0)[i];
+    }
+}
