@@ -10,6 +10,7 @@
  * 32->64 conv (3 images, 147 tiles) take 0.9 MB, about L2. */
 #define NB__WINO_TILES 128
 
+#define ATTR
 #define T float
 #define SFX(name) name##_f32
 #include "kernels/winograd_t.h"
@@ -20,6 +21,74 @@
 #include "kernels/winograd_t.h"
 #undef T
 #undef SFX
+#undef ATTR
+/* float32 once more for AVX2 (same bits: only adds, and products by 1/2),
+ * picked at run time as in vmath.c */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define NB__WINO_AVX2 1
+#define ATTR __attribute__((target("avx2")))
+#define T float
+#define SFX(name) name##_avx2
+#define NB__WINO_HOT_ONLY
+#include "kernels/winograd_t.h"
+#undef NB__WINO_HOT_ONLY
+#undef T
+#undef SFX
+#undef ATTR
+#endif
+
+/* Which copy of the transforms: 0 float64, 1 float32, 2 float32 AVX2. */
+static int flavour(nb_dtype dt)
+{
+    if (dt != NB_F32)
+        return 0;
+#ifdef NB__WINO_AVX2
+    if (__builtin_cpu_supports("avx2"))
+        return 2;
+#endif
+    return 1;
+}
+
+#ifdef NB__WINO_AVX2
+#define PICK(k, name, f32args, f64args)                                                            \
+    do {                                                                                           \
+        if ((k) == 2)                                                                              \
+            name##_avx2 f32args;                                                                   \
+        else if ((k) == 1)                                                                         \
+            name##_f32 f32args;                                                                    \
+        else                                                                                       \
+            name##_f64 f64args;                                                                    \
+    } while (0)
+#else
+#define PICK(k, name, f32args, f64args)                                                            \
+    do {                                                                                           \
+        if ((k) == 1)                                                                              \
+            name##_f32 f32args;                                                                    \
+        else                                                                                       \
+            name##_f64 f64args;                                                                    \
+    } while (0)
+#endif
+
+static void input_any(int k, const nb__wino *p, const void *x, int64_t n0, int64_t n1, int64_t Tc,
+                      void *V, void *st)
+{
+    PICK(k, wino_input, (p, x, n0, n1, Tc, V, st), (p, x, n0, n1, Tc, V, st));
+}
+static void input_adj_any(int k, const nb__wino *p, const void *dV, int64_t n0, int64_t n1,
+                          int64_t Tc, void *dx, void *st)
+{
+    PICK(k, wino_input_adj, (p, dV, n0, n1, Tc, dx, st), (p, dV, n0, n1, Tc, dx, st));
+}
+static void output_any(int k, const nb__wino *p, const void *M, int64_t n0, int64_t n1, int64_t Tc,
+                       const void *b, bool relu, void *y, void *st)
+{
+    PICK(k, wino_output, (p, M, n0, n1, Tc, b, relu, y, st), (p, M, n0, n1, Tc, b, relu, y, st));
+}
+static void grad_output_any(int k, const nb__wino *p, const void *gy, const void *y, int64_t n0,
+                            int64_t n1, int64_t Tc, void *dM, void *db, void *st)
+{
+    PICK(k, wino_grad_output, (p, gy, y, n0, n1, Tc, dM, db, st), (p, gy, y, n0, n1, Tc, dM, db, st));
+}
 
 void nb__wino_plan(nb__wino *p, nb_dtype dt, int64_t N, int64_t C, int64_t H, int64_t W,
                    int64_t O, int64_t ph, int64_t pw, int nthreads)
@@ -51,7 +120,11 @@ int64_t nb__wino_saved_elems(const nb__wino *p) { return 16 * p->C * p->N * p->t
 
 static int64_t round16(int64_t n) { return (n + 15) & ~(int64_t)15; }
 static int64_t tmax(const nb__wino *p) { return p->chunk * p->th * p->tw; }
-static int64_t stage(const nb__wino *p) { return round16(16 * (2 * p->tw + 2)); }
+static int64_t stage(const nb__wino *p) /* the transforms' row staging */
+{
+    int64_t rows = 16 * (2 * p->tw + 2), planes = 4 * p->th * p->tw;
+    return round16(rows > planes ? rows : planes);
+}
 
 /* per-part elements: [V][M or dM][dV][dU][db][staging] */
 static int64_t part_elems(const nb__wino *p, bool need_v, bool bwd)
@@ -95,7 +168,7 @@ static void fwd_part(int64_t q0, int64_t q1, void *arg)
     const wino_job *J = arg;
     const nb__wino *p = J->p;
     size_t es = nb__esize(p->dt);
-    bool f32 = p->dt == NB_F32;
+    int k = flavour(p->dt);
     for (int64_t q = q0; q < q1; q++) {
         char *mem = J->ws + (round16(16 * p->O * p->C) + q * part_elems(p, !J->keep, false)) * (int64_t)es;
         char *Vbuf = mem, *M, *st;
@@ -105,21 +178,13 @@ static void fwd_part(int64_t q0, int64_t q1, void *arg)
             int64_t n0, n1, Tc;
             chunk_range(p, ch, &n0, &n1, &Tc);
             char *V = J->keep ? J->keep + 16 * p->C * n0 * p->th * p->tw * (int64_t)es : Vbuf;
-            if (f32)
-                wino_input_f32(p, (const float *)J->x, n0, n1, Tc, (float *)V, (float *)st);
-            else
-                wino_input_f64(p, (const double *)J->x, n0, n1, Tc, (double *)V, (double *)st);
+            input_any(k, p, J->x, n0, n1, Tc, V, st);
             for (int xi = 0; xi < 16; xi++) /* M[xi] [O, Tc] = U[xi] [O, C] V[xi] [C, Tc] */
                 nb__gemm(p->dt, p->O, Tc, p->C, 1.0,
                          (nb__mat){J->U + xi * p->O * p->C * (int64_t)es, p->C, 1},
                          (nb__mat){V + xi * p->C * Tc * (int64_t)es, Tc, 1}, 0.0,
                          M + xi * p->O * Tc * (int64_t)es, Tc, 1);
-            if (f32)
-                wino_output_f32(p, (const float *)M, n0, n1, Tc, (const float *)J->b, J->relu,
-                                (float *)J->out, (float *)st);
-            else
-                wino_output_f64(p, (const double *)M, n0, n1, Tc, (const double *)J->b, J->relu,
-                                (double *)J->out, (double *)st);
+            output_any(k, p, M, n0, n1, Tc, J->b, J->relu, J->out, st);
         }
     }
 }
@@ -142,7 +207,8 @@ static void bwd_part(int64_t q0, int64_t q1, void *arg)
     const wino_job *J = arg;
     const nb__wino *p = J->p;
     size_t es = nb__esize(p->dt);
-    bool f32 = p->dt == NB_F32, need_v = !J->saved && J->want_dw;
+    int k = flavour(p->dt);
+    bool need_v = !J->saved && J->want_dw;
     int64_t OC = round16(16 * p->O * p->C);
     for (int64_t q = q0; q < q1; q++) {
         char *mem = J->ws + (OC + q * part_elems(p, !J->saved, true)) * (int64_t)es;
@@ -156,18 +222,9 @@ static void bwd_part(int64_t q0, int64_t q1, void *arg)
             int64_t n0, n1, Tc;
             chunk_range(p, ch, &n0, &n1, &Tc);
             const char *V = J->saved ? J->saved + 16 * p->C * n0 * p->th * p->tw * (int64_t)es : Vbuf;
-            if (need_v) {
-                if (f32)
-                    wino_input_f32(p, (const float *)J->x, n0, n1, Tc, (float *)Vbuf, (float *)st);
-                else
-                    wino_input_f64(p, (const double *)J->x, n0, n1, Tc, (double *)Vbuf, (double *)st);
-            }
-            if (f32)
-                wino_grad_output_f32(p, (const float *)J->gy, (const float *)J->y, n0, n1, Tc,
-                                     (float *)dM, J->want_db ? (float *)db : NULL, (float *)st);
-            else
-                wino_grad_output_f64(p, (const double *)J->gy, (const double *)J->y, n0, n1, Tc,
-                                     (double *)dM, J->want_db ? (double *)db : NULL, (double *)st);
+            if (need_v)
+                input_any(k, p, J->x, n0, n1, Tc, Vbuf, st);
+            grad_output_any(k, p, J->gy, J->y, n0, n1, Tc, dM, J->want_db ? db : NULL, st);
             for (int xi = 0; xi < 16 && J->want_dw; xi++) /* dU[xi] += dM[xi] V[xi]^T */
                 nb__gemm(p->dt, p->O, p->C, Tc, 1.0,
                          (nb__mat){dM + xi * p->O * Tc * (int64_t)es, Tc, 1},
@@ -180,10 +237,7 @@ static void bwd_part(int64_t q0, int64_t q1, void *arg)
                          (nb__mat){J->U + xi * p->O * p->C * (int64_t)es, p->O, 1},
                          (nb__mat){dM + xi * p->O * Tc * (int64_t)es, Tc, 1}, 0.0,
                          dV + xi * p->C * Tc * (int64_t)es, Tc, 1);
-            if (f32)
-                wino_input_adj_f32(p, (const float *)dV, n0, n1, Tc, (float *)J->dx, (float *)st);
-            else
-                wino_input_adj_f64(p, (const double *)dV, n0, n1, Tc, (double *)J->dx, (double *)st);
+            input_adj_any(k, p, dV, n0, n1, Tc, J->dx, st);
         }
     }
 }

@@ -9,8 +9,9 @@
  * the compiler vectorises it; rows are staged through `st` (16 Wp elements,
  * Wp = 2 tw + 2) so padding never needs a branch in those loops. */
 
+#ifndef NB__WINO_HOT_ONLY /* the weight transforms are cheap: one copy per type */
 /* U = G g G^T for every (o, c); trans: U laid out [16][C][O]. */
-static void SFX(wino_weights)(const nb__wino *p, const T *w, T *U, bool trans)
+static ATTR void SFX(wino_weights)(const nb__wino *p, const T *w, T *U, bool trans)
 {
     int64_t O = p->O, C = p->C;
     for (int64_t o = 0; o < O; o++)
@@ -35,7 +36,7 @@ static void SFX(wino_weights)(const nb__wino *p, const T *w, T *U, bool trans)
 }
 
 /* dw[o][c] += G^T dU G (the adjoint of wino_weights), dU [16][O][C] */
-static void SFX(wino_dweights)(const nb__wino *p, const T *dU, T *dw)
+static ATTR void SFX(wino_dweights)(const nb__wino *p, const T *dU, T *dw)
 {
     int64_t O = p->O, C = p->C;
     for (int64_t o = 0; o < O; o++)
@@ -57,8 +58,10 @@ static void SFX(wino_dweights)(const nb__wino *p, const T *dU, T *dw)
         }
 }
 
+#endif
+
 /* V = B^T d B for every tile of images [n0, n1) */
-static void SFX(wino_input)(const nb__wino *p, const T *x, int64_t n0, int64_t n1, int64_t Tc,
+static ATTR void SFX(wino_input)(const nb__wino *p, const T *x, int64_t n0, int64_t n1, int64_t Tc,
                             T *V, T *st)
 {
     int64_t C = p->C, H = p->H, W = p->W, tw = p->tw, Wp = 2 * tw + 2;
@@ -103,7 +106,7 @@ static void SFX(wino_input)(const nb__wino *p, const T *x, int64_t n0, int64_t n
 /* dx += B dV B^T scattered over the overlapping 4x4 patches (the adjoint of
  * wino_input). A column 2 tx gets da0 of tile tx and da2 of tile tx - 1, so
  * each staged row is written once per tile without a carried dependence. */
-static void SFX(wino_input_adj)(const nb__wino *p, const T *dV, int64_t n0, int64_t n1,
+static ATTR void SFX(wino_input_adj)(const nb__wino *p, const T *dV, int64_t n0, int64_t n1,
                                 int64_t Tc, T *dx, T *st)
 {
     int64_t C = p->C, H = p->H, W = p->W, tw = p->tw, Wp = 2 * tw + 2;
@@ -148,96 +151,164 @@ static void SFX(wino_input_adj)(const nb__wino *p, const T *dV, int64_t n0, int6
         }
 }
 
-/* y = A^T M A (+ b, ReLU) for every tile of images [n0, n1) */
-static void SFX(wino_output)(const nb__wino *p, const T *M, int64_t n0, int64_t n1, int64_t Tc,
-                             const T *b, bool relu, T *y, T *st)
+/* The 16 rows m + xi OT of L tiles -> Y_ij. In a function of its own so
+ * that the restrict parameters let the loop vectorise without alias checks. */
+static inline ATTR void SFX(output_tiles)(int64_t L, int64_t OT, const T *restrict m, T bias, bool relu,
+                                          T *restrict Y00, T *restrict Y01, T *restrict Y10,
+                                          T *restrict Y11)
 {
-    int64_t O = p->O, OH = p->OH, OW = p->OW, tw = p->tw, OT = O * Tc;
-    T *u0 = st, *u1 = st + 4 * tw, *row = st + 8 * tw; /* u: [4][tw] each; row: [2][2 tw] */
+    for (int64_t t = 0; t < L; t++) {
+        const T *q = m + t;
+        T a0 = q[0] + q[4 * OT] + q[8 * OT], a1 = q[OT] + q[5 * OT] + q[9 * OT]; /* rows of A^T M */
+        T a2 = q[2 * OT] + q[6 * OT] + q[10 * OT], a3 = q[3 * OT] + q[7 * OT] + q[11 * OT];
+        T c0 = q[4 * OT] - q[8 * OT] - q[12 * OT], c1 = q[5 * OT] - q[9 * OT] - q[13 * OT];
+        T c2 = q[6 * OT] - q[10 * OT] - q[14 * OT], c3 = q[7 * OT] - q[11 * OT] - q[15 * OT];
+        T y00 = a0 + a1 + a2 + bias, y01 = a1 - a2 - a3 + bias;
+        T y10 = c0 + c1 + c2 + bias, y11 = c1 - c2 - c3 + bias;
+        Y00[t] = y00;
+        Y01[t] = y01;
+        Y10[t] = y10;
+        Y11[t] = y11;
+    }
+    if (relu) /* a pass of its own: inside the loop above it kept gcc 12 from vectorising */
+        for (int64_t t = 0; t < L; t++) {
+            Y00[t] = Y00[t] > 0 ? Y00[t] : (T)0;
+            Y01[t] = Y01[t] > 0 ? Y01[t] : (T)0;
+            Y10[t] = Y10[t] > 0 ? Y10[t] : (T)0;
+            Y11[t] = Y11[t] > 0 ? Y11[t] : (T)0;
+        }
+}
+
+/* D_ij (4 planes of L tiles) -> the 16 rows of dM = A dY A^T: rows of A dY
+ * are (d0j), (d0j + d1j), (d0j - d1j), (-d1j), then each row [e0, e1] ->
+ * [e0, e0 + e1, e0 - e1, -e1]. Restrict parameters, as above. */
+static inline ATTR void SFX(grad_output_tiles)(int64_t L, const T *restrict D, T *restrict q0,
+    T *restrict q1, T *restrict q2, T *restrict q3, T *restrict q4, T *restrict q5, T *restrict q6,
+    T *restrict q7, T *restrict q8, T *restrict q9, T *restrict q10, T *restrict q11,
+    T *restrict q12, T *restrict q13, T *restrict q14, T *restrict q15)
+{
+    for (int64_t t = 0; t < L; t++) {
+        T a0 = D[t], a1 = D[L + t], b0 = D[2 * L + t], b1 = D[3 * L + t];
+        T s0 = a0 + b0, s1 = a1 + b1, d0 = a0 - b0, d1 = a1 - b1;
+        q0[t] = a0;
+        q1[t] = a0 + a1;
+        q2[t] = a0 - a1;
+        q3[t] = -a1;
+        q4[t] = s0;
+        q5[t] = s0 + s1;
+        q6[t] = s0 - s1;
+        q7[t] = -s1;
+        q8[t] = d0;
+        q9[t] = d0 + d1;
+        q10[t] = d0 - d1;
+        q11[t] = -d1;
+        q12[t] = -b0;
+        q13[t] = -b0 - b1;
+        q14[t] = b1 - b0;
+        q15[t] = b1;
+    }
+}
+
+/* a[k] = g[2 k], b[k] = g[2 k + 1] (0 past n), each kept where y > 0 when
+ * y is given: one row of dY split by column parity. */
+static inline ATTR void SFX(split_row)(int64_t n, const T *restrict g, const T *restrict y,
+                                       T *restrict a, T *restrict b)
+{
+    int64_t h = n / 2;
+    if (y) {
+        for (int64_t k = 0; k < h; k++) {
+            T g0 = g[2 * k], g1 = g[2 * k + 1];
+            a[k] = y[2 * k] > 0 ? g0 : (T)0;
+            b[k] = y[2 * k + 1] > 0 ? g1 : (T)0;
+        }
+        if (n & 1) {
+            a[h] = y[n - 1] > 0 ? g[n - 1] : (T)0;
+            b[h] = 0;
+        }
+    } else {
+        for (int64_t k = 0; k < h; k++) {
+            a[k] = g[2 * k];
+            b[k] = g[2 * k + 1];
+        }
+        if (n & 1) {
+            a[h] = g[n - 1];
+            b[h] = 0;
+        }
+    }
+}
+
+/* row[2 k] = a[k], row[2 k + 1] = b[k] for the n elements of the row */
+static inline ATTR void SFX(merge_row)(int64_t n, const T *restrict a, const T *restrict b,
+                                       T *restrict row)
+{
+    for (int64_t k = 0; k < n / 2; k++) {
+        row[2 * k] = a[k];
+        row[2 * k + 1] = b[k];
+    }
+    if (n & 1)
+        row[n - 1] = a[n / 2];
+}
+
+/* y = A^T M A (+ b, ReLU) for every tile of images [n0, n1). The tiles of
+ * one image plane are contiguous in each of M's 16 rows, so the transform
+ * runs over all of them at once (Y_ij: the output at (2 ty + i, 2 tx + j)),
+ * then Y is interleaved into the plane's rows. st: 4 th tw elements. */
+static ATTR void SFX(wino_output)(const nb__wino *p, const T *M, int64_t n0, int64_t n1,
+                                  int64_t Tc, const T *b, bool relu, T *y, T *st)
+{
+    int64_t O = p->O, OH = p->OH, OW = p->OW, tw = p->tw, L = p->th * tw, OT = O * Tc;
+    T *Y00 = st, *Y01 = st + L, *Y10 = st + 2 * L, *Y11 = st + 3 * L;
     for (int64_t n = n0; n < n1; n++)
         for (int64_t o = 0; o < O; o++) {
+            SFX(output_tiles)(L, OT, M + o * Tc + (n - n0) * L, b ? b[o] : (T)0, relu, Y00, Y01, Y10, Y11);
             T *img = y + (n * O + o) * OH * OW;
-            T bias = b ? b[o] : (T)0;
-            for (int64_t ty = 0; ty < p->th; ty++) {
-                int64_t t0 = (n - n0) * p->th * tw + ty * tw + o * Tc;
-                for (int j = 0; j < 4; j++) { /* A^T M: rows */
-                    const T *m0 = M + (0 + j) * OT + t0, *m1 = M + (4 + j) * OT + t0;
-                    const T *m2 = M + (8 + j) * OT + t0, *m3 = M + (12 + j) * OT + t0;
-                    for (int64_t tx = 0; tx < tw; tx++) {
-                        u0[j * tw + tx] = m0[tx] + m1[tx] + m2[tx];
-                        u1[j * tw + tx] = m1[tx] - m2[tx] - m3[tx];
-                    }
+            for (int64_t ty = 0; ty < p->th; ty++)
+                for (int i = 0; i < 2 && 2 * ty + i < OH; i++) {
+                    SFX(merge_row)(OW, (i ? Y10 : Y00) + ty * tw, (i ? Y11 : Y01) + ty * tw,
+                                   img + (2 * ty + i) * OW);
                 }
-                for (int i = 0; i < 2; i++) { /* (A^T M) A: columns */
-                    const T *u = i ? u1 : u0;
-                    T *r = row + i * 2 * tw;
-                    for (int64_t tx = 0; tx < tw; tx++) {
-                        T a = u[tx] + u[tw + tx] + u[2 * tw + tx] + bias;
-                        T c2 = u[tw + tx] - u[2 * tw + tx] - u[3 * tw + tx] + bias;
-                        r[2 * tx] = relu && !(a > 0) ? (T)0 : a;
-                        r[2 * tx + 1] = relu && !(c2 > 0) ? (T)0 : c2;
-                    }
-                    int64_t oh = 2 * ty + i;
-                    if (oh < OH)
-                        memcpy(img + oh * OW, r, (size_t)OW * sizeof(T));
-                }
-            }
         }
 }
 
 /* dM = A dY A^T for every tile of images [n0, n1), dY masked by y > 0 when
- * y is given; db[o] += the sum of the (masked) dY. */
-static void SFX(wino_grad_output)(const nb__wino *p, const T *gy, const T *y, int64_t n0,
-                                  int64_t n1, int64_t Tc, T *dM, T *db, T *st)
+ * y is given; db[o] += the sum of the (masked) dY. The plane is first split
+ * into D_ij (dY at (2 ty + i, 2 tx + j), 0 past the edge), so the transform
+ * runs over all tiles of the plane at once. st: 4 th tw elements. */
+static ATTR void SFX(wino_grad_output)(const nb__wino *p, const T *gy, const T *y, int64_t n0,
+                                       int64_t n1, int64_t Tc, T *dM, T *db, T *st)
 {
-    int64_t O = p->O, OH = p->OH, OW = p->OW, tw = p->tw, OT = O * Tc;
-    T *d0 = st, *d1 = st + 2 * tw;
+    int64_t O = p->O, OH = p->OH, OW = p->OW, tw = p->tw, L = p->th * tw, OT = O * Tc;
+    T *D00 = st, *D01 = st + L, *D10 = st + 2 * L, *D11 = st + 3 * L;
     for (int64_t n = n0; n < n1; n++)
         for (int64_t o = 0; o < O; o++) {
             const T *g = gy + (n * O + o) * OH * OW, *yy = y ? y + (n * O + o) * OH * OW : NULL;
-            T sum = 0;
-            for (int64_t ty = 0; ty < p->th; ty++) {
+            for (int64_t ty = 0; ty < p->th; ty++)
                 for (int i = 0; i < 2; i++) {
-                    T *d = i ? d1 : d0;
+                    T *da = (i ? D10 : D00) + ty * tw, *dbb = (i ? D11 : D01) + ty * tw;
                     int64_t oh = 2 * ty + i;
-                    memset(d, 0, (size_t)(2 * tw) * sizeof(T));
-                    if (oh >= OH)
+                    if (oh >= OH) {
+                        memset(da, 0, (size_t)tw * sizeof(T));
+                        memset(dbb, 0, (size_t)tw * sizeof(T));
                         continue;
-                    const T *gr = g + oh * OW;
-                    if (yy) {
-                        const T *yr = yy + oh * OW;
-                        for (int64_t j = 0; j < OW; j++)
-                            d[j] = yr[j] > 0 ? gr[j] : (T)0;
-                    } else {
-                        memcpy(d, gr, (size_t)OW * sizeof(T));
                     }
-                    for (int64_t j = 0; j < OW; j++)
-                        sum += d[j];
+                    SFX(split_row)(OW, g + oh * OW, yy ? yy + oh * OW : NULL, da, dbb);
                 }
-                int64_t t0 = (n - n0) * p->th * tw + ty * tw + o * Tc;
-                /* rows of A dY: w0 = d0, w1 = d0 + d1, w2 = d0 - d1, w3 = -d1;
-                 * then each row pair [e0, e1] -> [e0, e0 + e1, e0 - e1, -e1] */
-                T *w0 = st + 4 * tw, *w1 = w0 + 2 * tw, *w2 = w1 + 2 * tw, *w3 = w2 + 2 * tw;
-                for (int64_t j = 0; j < 2 * tw; j++) {
-                    w0[j] = d0[j];
-                    w1[j] = d0[j] + d1[j];
-                    w2[j] = d0[j] - d1[j];
-                    w3[j] = -d1[j];
-                }
-                for (int k = 0; k < 4; k++) {
-                    const T *wk = w0 + k * 2 * tw;
-                    T *m0 = dM + (4 * k + 0) * OT + t0, *m1 = dM + (4 * k + 1) * OT + t0;
-                    T *m2 = dM + (4 * k + 2) * OT + t0, *m3 = dM + (4 * k + 3) * OT + t0;
-                    for (int64_t tx = 0; tx < tw; tx++) {
-                        T e0 = wk[2 * tx], e1 = wk[2 * tx + 1];
-                        m0[tx] = e0;
-                        m1[tx] = e0 + e1;
-                        m2[tx] = e0 - e1;
-                        m3[tx] = -e1;
-                    }
-                }
-            }
-            if (db)
+            if (db) { /* in 16 lanes, so the sum vectorises; the lanes in a fixed order */
+                T lane[16] = {0};
+                int64_t i = 0;
+                for (; i + 16 <= 4 * L; i += 16)
+                    for (int l = 0; l < 16; l++)
+                        lane[l] += st[i + l];
+                T sum = 0;
+                for (; i < 4 * L; i++)
+                    sum += st[i];
+                for (int l = 0; l < 16; l++)
+                    sum += lane[l];
                 db[o] += sum;
+            }
+            T *m = dM + o * Tc + (n - n0) * L;
+            SFX(grad_output_tiles)(L, st, m, m + OT, m + 2 * OT, m + 3 * OT, m + 4 * OT, m + 5 * OT,
+                                   m + 6 * OT, m + 7 * OT, m + 8 * OT, m + 9 * OT, m + 10 * OT,
+                                   m + 11 * OT, m + 12 * OT, m + 13 * OT, m + 14 * OT, m + 15 * OT);
         }
 }
