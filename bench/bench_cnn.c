@@ -24,13 +24,13 @@ int main(int argc, char **argv)
     nb_loader *L = bench_loader(ctx, N, 3, (const int64_t[]){1, 28, 28}, 64, &norm);
     nb_conv_opts co = nb_conv_opts_default();
     co.padding[0] = co.padding[1] = 1;
-    co.relu = true; /* conv + ReLU fused: the same function as torch's Conv2d, ReLU */
-    nb_pool_opts po = nb_pool_opts_default(2, 2);
+    /* conv + ReLU + 2x2 max pool as one op, as `nabla train` builds "conv:32:3:p=1, relu,
+     * maxpool:2": the same function as torch's Conv2d, ReLU, MaxPool2d(2) */
+    co.relu = true;
+    co.max_pool = true;
     nb_module *m = nb_sequential(ctx, NULL);
     add(ctx, m, nb_conv2d_layer(ctx, "conv1", 1, 32, 3, 3, &co, true));
-    add(ctx, m, nb_max_pool_layer(ctx, NULL, &po));
     add(ctx, m, nb_conv2d_layer(ctx, "conv2", 32, 64, 3, 3, &co, true));
-    add(ctx, m, nb_max_pool_layer(ctx, NULL, &po));
     add(ctx, m, nb_flatten_layer(ctx, NULL));
     add(ctx, m, nb_linear(ctx, "fc1", 3136, 128, true));
     add(ctx, m, nb_activation(ctx, NULL, NB_ACT_RELU, 0));

@@ -354,6 +354,9 @@ typedef struct nb_conv_opts {
     int output_padding[2]; /* conv_transpose2d only: added to one side of the output */
     bool relu;             /* conv2d only: apply ReLU to the output, fused (y = max(0, conv)) */
     int algo;              /* conv2d only: an nb_conv_algo; default NB_CONV_AUTO */
+    bool max_pool;         /* conv2d only: then max_pool2d with a 2x2 window and stride 2
+                              (after the ReLU), fused: y is [N, O, H'/2, W'/2], and the
+                              full-size output is never written */
 } nb_conv_opts;
 /* How conv2d computes. AUTO takes Winograd F(2x2, 3x3) for 3x3 kernels with
  * stride 1, dilation 1, one group and at least NB_CONV_WINOGRAD_MIN_CHANNELS

@@ -20,6 +20,7 @@ static nb_conv_opts opts_of(const op_sample *s)
     o.groups = s->axis;
     o.relu = s->f[0] != 0;
     o.algo = (int)s->f[1];
+    o.max_pool = s->f[2] != 0;
     return o;
 }
 
@@ -77,6 +78,16 @@ bool gen_conv2d(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
     case 16: s->in[0] = MK(2, 8, 6, 6); s->in[1] = MK(8, 8, 3, 3); out = 8; set_opts(s, 1, 1, 1, 1, 1, 1, 1); break;
     case 17: s->in[0] = MK(1, 2, 3, 3); s->in[1] = MK(2, 2, 3, 3); out = 2; set_opts(s, 1, 1, 0, 0, 1, 1, 1);
         s->f[1] = NB_CONV_WINOGRAD; break;
+    /* the fused 2x2 max pooling: im2col and Winograd, odd sizes, with and
+     * without the ReLU, with stride and groups */
+    case 18: s->in[0] = MK(2, 3, 6, 7); s->in[1] = MK(4, 3, 3, 3); out = 4; set_opts(s, 1, 1, 1, 1, 1, 1, 1);
+        s->f[0] = 1; s->f[1] = NB_CONV_IM2COL; s->f[2] = 1; break;
+    case 19: s->in[0] = MK(2, 3, 7, 6); s->in[1] = MK(4, 3, 3, 3); out = 4; set_opts(s, 1, 1, 1, 1, 1, 1, 1);
+        s->f[0] = 1; s->f[1] = NB_CONV_WINOGRAD; s->f[2] = 1; break;
+    case 20: s->in[0] = MK(1, 2, 6, 6); s->in[1] = MK(3, 2, 3, 3); out = 3; set_opts(s, 1, 1, 0, 0, 1, 1, 1);
+        s->f[1] = NB_CONV_WINOGRAD; s->f[2] = 1; break;
+    case 21: s->in[0] = MK(1, 4, 9, 9); s->in[1] = MK(4, 2, 3, 3); s->n_in = 2; set_opts(s, 2, 2, 1, 1, 1, 1, 2);
+        s->f[2] = 1; break;
     default: return false;
     }
     if (s->n_in == 3)
@@ -88,9 +99,10 @@ bool gen_conv2d(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
                  in, s->axes[1], s->axes[3], s->axes[5], s->axis);
     else
         snprintf(s->expr, sizeof s->expr,
-                 "%sF.conv2d(%s, x1, %s, stride=(%d, %d), padding=(%d, %d), dilation=(%d, %d), groups=%d)%s",
-                 s->f[0] ? "F.relu(" : "", in, s->n_in == 3 ? "x2" : "None", s->axes[0], s->axes[1],
-                 s->axes[2], s->axes[3], s->axes[4], s->axes[5], s->axis, s->f[0] ? ")" : "");
+                 "%s%sF.conv2d(%s, x1, %s, stride=(%d, %d), padding=(%d, %d), dilation=(%d, %d), groups=%d)%s%s",
+                 s->f[2] ? "F.max_pool2d(" : "", s->f[0] ? "F.relu(" : "", in,
+                 s->n_in == 3 ? "x2" : "None", s->axes[0], s->axes[1], s->axes[2], s->axes[3],
+                 s->axes[4], s->axes[5], s->axis, s->f[0] ? ")" : "", s->f[2] ? ", 2)" : "");
     return true;
 }
 

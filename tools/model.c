@@ -15,7 +15,8 @@
  *   linear and ln act on the last dim of a sequence.
  * Images [N, H, W] get a channel dim first when the list starts with an image
  * layer. Layers are named by kind and count: conv1, bn1, fc1, block1, ...
- * A conv directly followed by relu becomes one conv with the ReLU fused. */
+ * A conv directly followed by relu becomes one conv with the ReLU fused, and
+ * a maxpool:2 right after that (or right after the conv) is fused too. */
 #include "config.h"
 
 #include <stdio.h>
@@ -92,7 +93,7 @@ static bool err(const cfg *c, const char *tok, const char *why)
 }
 
 static bool add_layer(nb_ctx *ctx, const cfg *c, nb_module *m, char *tok, shape_t *s, int *count,
-                      bool fuse_relu)
+                      bool fuse_relu, bool fuse_pool)
 {
     char *arg = strchr(tok, ':');
     char kind[32];
@@ -209,11 +210,18 @@ static bool add_layer(nb_ctx *ctx, const cfg *c, nb_module *m, char *tok, shape_
             o.groups = (int)a.g;
             o.dilation[0] = o.dilation[1] = (int)a.d;
             o.relu = fuse_relu; /* "conv, relu": one op, no separate ReLU pass */
+            o.max_pool = fuse_pool; /* "conv, relu, maxpool:2": nor a pooling pass */
             snprintf(name, sizeof name, "conv%d", ++count[1]);
             layer = nb_conv2d_layer(ctx, name, s->c, a.pos[0], (int)k, (int)k, &o, true);
             int64_t ek = a.d * (k - 1) + 1;
             s->h = (s->h + 2 * pad - ek) / st + 1;
             s->w = (s->w + 2 * pad - ek) / st + 1;
+            if (fuse_pool) {
+                if (s->h < 2 || s->w < 2)
+                    return nb_module_free(ctx, layer), err(c, tok, "the image is too small for it");
+                s->h /= 2;
+                s->w /= 2;
+            }
         } else {
             snprintf(name, sizeof name, "block%d", ++count[2]);
             layer = nb_basic_block(ctx, name, s->c, a.pos[0], (int)st);
@@ -307,12 +315,14 @@ nb_module *build_model(nb_ctx *ctx, const cfg *c, const nb_tensor *x, int64_t *o
          tok = strtok_r(NULL, ",", &save))
         toks[nt++] = trim(tok);
     for (int i = 0; i < nt; i++) {
-        bool fuse = !strncmp(toks[i], "conv:", 5) && i + 1 < nt && !strcmp(toks[i + 1], "relu");
-        if (!add_layer(ctx, c, m, toks[i], &s, count, fuse)) {
+        bool conv = !strncmp(toks[i], "conv:", 5);
+        bool fuse = conv && i + 1 < nt && !strcmp(toks[i + 1], "relu");
+        bool pool = conv && i + 1 + fuse < nt && !strcmp(toks[i + 1 + fuse], "maxpool:2");
+        if (!add_layer(ctx, c, m, toks[i], &s, count, fuse, pool)) {
             nb_module_free(ctx, m);
             return NULL;
         }
-        i += fuse; /* the ReLU went into the conv */
+        i += fuse + pool; /* the ReLU and the pooling went into the conv */
     }
     if (strcmp(c->init, "default")) {
         nb_init_kind k = !strcmp(c->init, "xavier_uniform") ? NB_INIT_XAVIER_UNIFORM

@@ -12,14 +12,18 @@
 
 #define ATTR
 #define T float
+#define UT uint32_t
 #define SFX(name) name##_f32
 #include "kernels/winograd_t.h"
 #undef T
+#undef UT
 #undef SFX
 #define T double
+#define UT uint64_t
 #define SFX(name) name##_f64
 #include "kernels/winograd_t.h"
 #undef T
+#undef UT
 #undef SFX
 #undef ATTR
 /* float32 once more for AVX2 (same bits: only adds, and products by 1/2),
@@ -28,11 +32,13 @@
 #define NB__WINO_AVX2 1
 #define ATTR __attribute__((target("avx2")))
 #define T float
+#define UT uint32_t
 #define SFX(name) name##_avx2
 #define NB__WINO_HOT_ONLY
 #include "kernels/winograd_t.h"
 #undef NB__WINO_HOT_ONLY
 #undef T
+#undef UT
 #undef SFX
 #undef ATTR
 #endif
@@ -80,18 +86,21 @@ static void input_adj_any(int k, const nb__wino *p, const void *dV, int64_t n0, 
     PICK(k, wino_input_adj, (p, dV, n0, n1, Tc, dx, st), (p, dV, n0, n1, Tc, dx, st));
 }
 static void output_any(int k, const nb__wino *p, const void *M, int64_t n0, int64_t n1, int64_t Tc,
-                       const void *b, bool relu, void *y, void *st)
+                       const void *b, bool relu, void *y, int32_t *codes, void *st)
 {
-    PICK(k, wino_output, (p, M, n0, n1, Tc, b, relu, y, st), (p, M, n0, n1, Tc, b, relu, y, st));
+    PICK(k, wino_output, (p, M, n0, n1, Tc, b, relu, y, codes, st),
+         (p, M, n0, n1, Tc, b, relu, y, codes, st));
 }
-static void grad_output_any(int k, const nb__wino *p, const void *gy, const void *y, int64_t n0,
-                            int64_t n1, int64_t Tc, void *dM, void *db, void *st)
+static void grad_output_any(int k, const nb__wino *p, const void *gy, const void *y,
+                            const int32_t *codes, int64_t n0, int64_t n1, int64_t Tc, void *dM,
+                            void *db, void *st)
 {
-    PICK(k, wino_grad_output, (p, gy, y, n0, n1, Tc, dM, db, st), (p, gy, y, n0, n1, Tc, dM, db, st));
+    PICK(k, wino_grad_output, (p, gy, y, codes, n0, n1, Tc, dM, db, st),
+         (p, gy, y, codes, n0, n1, Tc, dM, db, st));
 }
 
 void nb__wino_plan(nb__wino *p, nb_dtype dt, int64_t N, int64_t C, int64_t H, int64_t W,
-                   int64_t O, int64_t ph, int64_t pw, int nthreads)
+                   int64_t O, int64_t ph, int64_t pw, bool pool, int nthreads)
 {
     memset(p, 0, sizeof *p);
     p->dt = dt;
@@ -106,6 +115,9 @@ void nb__wino_plan(nb__wino *p, nb_dtype dt, int64_t N, int64_t C, int64_t H, in
     p->OW = W + 2 * pw - 2;
     p->th = (p->OH + 1) / 2;
     p->tw = (p->OW + 1) / 2;
+    p->pool = pool;
+    p->PH = p->OH / 2;
+    p->PW = p->OW / 2;
     int64_t tiles = p->th * p->tw;
     p->chunk = tiles >= NB__WINO_TILES ? 1 : (NB__WINO_TILES + tiles - 1) / tiles;
     if (p->chunk > N)
@@ -153,6 +165,7 @@ typedef struct {
     const char *x, *w, *b, *y, *gy, *saved;
     char *out, *keep, *dx, *ws;
     const char *U;      /* [16][O][C], or [16][C][O] in backward */
+    int32_t *codes; /* fused pooling's argmax per window */
     bool relu, want_dw, want_db;
 } wino_job;
 
@@ -184,15 +197,16 @@ static void fwd_part(int64_t q0, int64_t q1, void *arg)
                          (nb__mat){J->U + xi * p->O * p->C * (int64_t)es, p->C, 1},
                          (nb__mat){V + xi * p->C * Tc * (int64_t)es, Tc, 1}, 0.0,
                          M + xi * p->O * Tc * (int64_t)es, Tc, 1);
-            output_any(k, p, M, n0, n1, Tc, J->b, J->relu, J->out, st);
+            output_any(k, p, M, n0, n1, Tc, J->b, J->relu, J->out, J->codes, st);
         }
     }
 }
 
 void nb__wino_forward(const nb__wino *p, const void *x, const void *w, const void *b, bool relu,
-                      void *y, void *saved_v, void *ws)
+                      void *y, int32_t *codes, void *saved_v, void *ws)
 {
-    wino_job J = {.p = p, .x = x, .b = b, .out = y, .keep = saved_v, .ws = ws, .relu = relu};
+    wino_job J = {.p = p, .x = x, .b = b, .out = y, .keep = saved_v, .ws = ws, .relu = relu,
+                  .codes = codes};
     if (p->dt == NB_F32)
         wino_weights_f32(p, w, ws, false);
     else
@@ -224,7 +238,7 @@ static void bwd_part(int64_t q0, int64_t q1, void *arg)
             const char *V = J->saved ? J->saved + 16 * p->C * n0 * p->th * p->tw * (int64_t)es : Vbuf;
             if (need_v)
                 input_any(k, p, J->x, n0, n1, Tc, Vbuf, st);
-            grad_output_any(k, p, J->gy, J->y, n0, n1, Tc, dM, J->want_db ? db : NULL, st);
+            grad_output_any(k, p, J->gy, J->y, J->codes, n0, n1, Tc, dM, J->want_db ? db : NULL, st);
             for (int xi = 0; xi < 16 && J->want_dw; xi++) /* dU[xi] += dM[xi] V[xi]^T */
                 nb__gemm(p->dt, p->O, p->C, Tc, 1.0,
                          (nb__mat){dM + xi * p->O * Tc * (int64_t)es, Tc, 1},
@@ -243,12 +257,13 @@ static void bwd_part(int64_t q0, int64_t q1, void *arg)
 }
 
 void nb__wino_backward(const nb__wino *p, const void *x, const void *w, const void *y,
-                       const void *gy, const void *saved_v, void *dx, void *dw, void *db, void *ws)
+                       const void *gy, const int32_t *codes, const void *saved_v, void *dx,
+                       void *dw, void *db, void *ws)
 {
     size_t es = nb__esize(p->dt);
     int64_t OC = round16(16 * p->O * p->C), per = part_elems(p, !saved_v, true);
     wino_job J = {.p = p, .x = x, .y = y, .gy = gy, .saved = saved_v, .dx = dx, .ws = ws,
-                  .want_dw = dw != NULL, .want_db = db != NULL};
+                  .codes = (int32_t *)codes, .want_dw = dw != NULL, .want_db = db != NULL};
     if (dx) { /* U transposed, so the dV products read a row-major A */
         if (p->dt == NB_F32)
             wino_weights_f32(p, w, ws, true);

@@ -172,10 +172,10 @@ static inline ATTR void SFX(output_tiles)(int64_t L, int64_t OT, const T *restri
     }
     if (relu) /* a pass of its own: inside the loop above it kept gcc 12 from vectorising */
         for (int64_t t = 0; t < L; t++) {
-            Y00[t] = Y00[t] > 0 ? Y00[t] : (T)0;
-            Y01[t] = Y01[t] > 0 ? Y01[t] : (T)0;
-            Y10[t] = Y10[t] > 0 ? Y10[t] : (T)0;
-            Y11[t] = Y11[t] > 0 ? Y11[t] : (T)0;
+            Y00[t] = (Y00[t] > 0) ? Y00[t] : (T)0;
+            Y01[t] = (Y01[t] > 0) ? Y01[t] : (T)0;
+            Y10[t] = (Y10[t] > 0) ? Y10[t] : (T)0;
+            Y11[t] = (Y11[t] > 0) ? Y11[t] : (T)0;
         }
 }
 
@@ -209,6 +209,20 @@ static inline ATTR void SFX(grad_output_tiles)(int64_t L, const T *restrict D, T
     }
 }
 
+static inline ATTR UT SFX(bits)(T x)
+{
+    UT u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+static inline ATTR T SFX(value)(UT u)
+{
+    T x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 /* a[k] = g[2 k], b[k] = g[2 k + 1] (0 past n), each kept where y > 0 when
  * y is given: one row of dY split by column parity. */
 static inline ATTR void SFX(split_row)(int64_t n, const T *restrict g, const T *restrict y,
@@ -217,12 +231,11 @@ static inline ATTR void SFX(split_row)(int64_t n, const T *restrict g, const T *
     int64_t h = n / 2;
     if (y) {
         for (int64_t k = 0; k < h; k++) {
-            T g0 = g[2 * k], g1 = g[2 * k + 1];
-            a[k] = y[2 * k] > 0 ? g0 : (T)0;
-            b[k] = y[2 * k + 1] > 0 ? g1 : (T)0;
+            a[k] = SFX(value)(SFX(bits)(g[2 * k]) & ((UT)0 - (UT)(y[2 * k] > 0)));
+            b[k] = SFX(value)(SFX(bits)(g[2 * k + 1]) & ((UT)0 - (UT)(y[2 * k + 1] > 0)));
         }
         if (n & 1) {
-            a[h] = y[n - 1] > 0 ? g[n - 1] : (T)0;
+            a[h] = (y[n - 1] > 0) ? g[n - 1] : (T)0;
             b[h] = 0;
         }
     } else {
@@ -249,18 +262,79 @@ static inline ATTR void SFX(merge_row)(int64_t n, const T *restrict a, const T *
         row[n - 1] = a[n / 2];
 }
 
+/* One row of 2x2 max pooling over the tiles' outputs: out[k] = the max of
+ * the four (first one on ties, NaN wins: torch's rule in row-major window
+ * order), code[k] = its place 0..3 (or none when code is NULL). */
+static inline ATTR void SFX(pool_row)(int64_t n, const T *restrict y00, const T *restrict y01,
+                                      const T *restrict y10, const T *restrict y11, T *restrict out,
+                                      int32_t *restrict code)
+{
+    if (!code) {
+        for (int64_t k = 0; k < n; k++) {
+            T a = y00[k], v1 = y01[k], v2 = y10[k], v3 = y11[k];
+            a = ((v1 > a) | (v1 != v1)) ? v1 : a;
+            a = ((v2 > a) | (v2 != v2)) ? v2 : a;
+            out[k] = ((v3 > a) | (v3 != v3)) ? v3 : a;
+        }
+        return;
+    }
+    for (int64_t k = 0; k < n; k++) {
+        T a = y00[k], v1 = y01[k], v2 = y10[k], v3 = y11[k];
+        int32_t c = 0;
+        bool t1 = (v1 > a) | (v1 != v1);
+        a = t1 ? v1 : a;
+        c = t1 ? 1 : c;
+        bool t2 = (v2 > a) | (v2 != v2);
+        a = t2 ? v2 : a;
+        c = t2 ? 2 : c;
+        bool t3 = (v3 > a) | (v3 != v3);
+        a = t3 ? v3 : a;
+        c = t3 ? 3 : c;
+        out[k] = a;
+        code[k] = c;
+    }
+}
+
+/* The adjoint of pool_row (and of the ReLU before it, when y is given):
+ * d_ij[k] = g[k] where code[k] = ij and y[k] > 0, else 0. */
+static inline ATTR void SFX(unpool_row)(int64_t n, const T *restrict g, const T *restrict y,
+                                        const int32_t *restrict code, T *restrict d00,
+                                        T *restrict d01, T *restrict d10, T *restrict d11)
+{
+    for (int64_t k = 0; k < n; k++) { /* bit masks: the select form did not vectorise */
+        UT v = SFX(bits)(g[k]) & ((UT)0 - (UT)(!y || y[k] > 0));
+        int32_t c = code[k];
+        d00[k] = SFX(value)(v & ((UT)0 - (UT)(c == 0)));
+        d01[k] = SFX(value)(v & ((UT)0 - (UT)(c == 1)));
+        d10[k] = SFX(value)(v & ((UT)0 - (UT)(c == 2)));
+        d11[k] = SFX(value)(v & ((UT)0 - (UT)(c == 3)));
+    }
+}
+
 /* y = A^T M A (+ b, ReLU) for every tile of images [n0, n1). The tiles of
  * one image plane are contiguous in each of M's 16 rows, so the transform
  * runs over all of them at once (Y_ij: the output at (2 ty + i, 2 tx + j)),
- * then Y is interleaved into the plane's rows. st: 4 th tw elements. */
+ * then Y is interleaved into the plane's rows, or, with the fused pooling,
+ * each tile is one pooling window: y gets its max and codes its place.
+ * st: 4 th tw elements. */
 static ATTR void SFX(wino_output)(const nb__wino *p, const T *M, int64_t n0, int64_t n1,
-                                  int64_t Tc, const T *b, bool relu, T *y, T *st)
+                                  int64_t Tc, const T *b, bool relu, T *y, int32_t *codes,
+                                  T *st)
 {
     int64_t O = p->O, OH = p->OH, OW = p->OW, tw = p->tw, L = p->th * tw, OT = O * Tc;
     T *Y00 = st, *Y01 = st + L, *Y10 = st + 2 * L, *Y11 = st + 3 * L;
     for (int64_t n = n0; n < n1; n++)
         for (int64_t o = 0; o < O; o++) {
             SFX(output_tiles)(L, OT, M + o * Tc + (n - n0) * L, b ? b[o] : (T)0, relu, Y00, Y01, Y10, Y11);
+            if (p->pool) {
+                int64_t PW = p->PW, plane = (n * O + o) * p->PH * PW;
+                bool whole = PW == tw && p->PH == p->th; /* even sizes: one loop over the plane */
+                for (int64_t ty = 0; ty < (whole ? 1 : p->PH); ty++)
+                    SFX(pool_row)(whole ? L : PW, Y00 + ty * tw, Y01 + ty * tw, Y10 + ty * tw,
+                                  Y11 + ty * tw, y + plane + ty * PW,
+                                  codes ? codes + plane + ty * PW : NULL);
+                continue;
+            }
             T *img = y + (n * O + o) * OH * OW;
             for (int64_t ty = 0; ty < p->th; ty++)
                 for (int i = 0; i < 2 && 2 * ty + i < OH; i++) {
@@ -274,25 +348,37 @@ static ATTR void SFX(wino_output)(const nb__wino *p, const T *M, int64_t n0, int
  * y is given; db[o] += the sum of the (masked) dY. The plane is first split
  * into D_ij (dY at (2 ty + i, 2 tx + j), 0 past the edge), so the transform
  * runs over all tiles of the plane at once. st: 4 th tw elements. */
-static ATTR void SFX(wino_grad_output)(const nb__wino *p, const T *gy, const T *y, int64_t n0,
-                                       int64_t n1, int64_t Tc, T *dM, T *db, T *st)
+static ATTR void SFX(wino_grad_output)(const nb__wino *p, const T *gy, const T *y,
+                                       const int32_t *codes, int64_t n0, int64_t n1,
+                                       int64_t Tc, T *dM, T *db, T *st)
 {
     int64_t O = p->O, OH = p->OH, OW = p->OW, tw = p->tw, L = p->th * tw, OT = O * Tc;
     T *D00 = st, *D01 = st + L, *D10 = st + 2 * L, *D11 = st + 3 * L;
     for (int64_t n = n0; n < n1; n++)
         for (int64_t o = 0; o < O; o++) {
-            const T *g = gy + (n * O + o) * OH * OW, *yy = y ? y + (n * O + o) * OH * OW : NULL;
-            for (int64_t ty = 0; ty < p->th; ty++)
-                for (int i = 0; i < 2; i++) {
-                    T *da = (i ? D10 : D00) + ty * tw, *dbb = (i ? D11 : D01) + ty * tw;
-                    int64_t oh = 2 * ty + i;
-                    if (oh >= OH) {
-                        memset(da, 0, (size_t)tw * sizeof(T));
-                        memset(dbb, 0, (size_t)tw * sizeof(T));
-                        continue;
+            if (p->pool) { /* dY is the pooled gradient, routed to each window's max */
+                int64_t PW = p->PW, plane = (n * O + o) * p->PH * PW;
+                if (p->PH < p->th || PW < tw) /* odd sizes: the last tiles get nothing */
+                    memset(st, 0, (size_t)(4 * L) * sizeof(T));
+                bool whole = PW == tw && p->PH == p->th;
+                for (int64_t ty = 0; ty < (whole ? 1 : p->PH); ty++)
+                    SFX(unpool_row)(whole ? L : PW, gy + plane + ty * PW,
+                                    y ? y + plane + ty * PW : NULL, codes + plane + ty * PW,
+                                    D00 + ty * tw, D01 + ty * tw, D10 + ty * tw, D11 + ty * tw);
+            } else {
+                const T *g = gy + (n * O + o) * OH * OW, *yy = y ? y + (n * O + o) * OH * OW : NULL;
+                for (int64_t ty = 0; ty < p->th; ty++)
+                    for (int i = 0; i < 2; i++) {
+                        T *da = (i ? D10 : D00) + ty * tw, *dbb = (i ? D11 : D01) + ty * tw;
+                        int64_t oh = 2 * ty + i;
+                        if (oh >= OH) {
+                            memset(da, 0, (size_t)tw * sizeof(T));
+                            memset(dbb, 0, (size_t)tw * sizeof(T));
+                            continue;
+                        }
+                        SFX(split_row)(OW, g + oh * OW, yy ? yy + oh * OW : NULL, da, dbb);
                     }
-                    SFX(split_row)(OW, g + oh * OW, yy ? yy + oh * OW : NULL, da, dbb);
-                }
+            }
             if (db) { /* in 16 lanes, so the sum vectorises; the lanes in a fixed order */
                 T lane[16] = {0};
                 int64_t i = 0;

@@ -1,7 +1,8 @@
 /* Convolution layers and residual blocks.
  *   conv2d       y = conv2d(x, W, b): W [out, in/groups, kh, kw], initialised
  *                like torch.nn.Conv2d (U(-r, r), r = 1/sqrt(in/groups kh kw));
- *                with opts.relu the ReLU that follows is fused into it
+ *                with opts.relu the ReLU that follows is fused into it, and
+ *                with opts.max_pool the 2x2 max pooling after that
  *   reshape      [N, ...] -> [N, shape...]
  *   residual     y = post(body(x) + shortcut(x))
  *   basic_block  torchvision's BasicBlock; resnet: a small CIFAR-style ResNet */
@@ -20,7 +21,9 @@ static nb_tensor *conv_fwd(nb_ctx *ctx, nb_module *m, nb_tensor *x)
     }
     o.dilation[0] = o.dilation[1] = (int)m->f[0];
     o.groups = (int)m->f[1];
-    o.relu = m->f[2] != 0;
+    o.relu = ((int)m->f[2] & 1) != 0;
+    o.max_pool = ((int)m->f[2] & 2) != 0;
+    o.algo = (int)m->f[3];
     return nb_conv2d(ctx, x, m->t[0], m->n_t > 1 ? m->t[1] : NULL, &o);
 }
 
@@ -60,7 +63,8 @@ nb_module *nb_conv2d_layer(nb_ctx *ctx, const char *name, int64_t in, int64_t ou
     }
     m->f[0] = o.dilation[0];
     m->f[1] = o.groups;
-    m->f[2] = o.relu;
+    m->f[2] = (o.relu ? 1 : 0) | (o.max_pool ? 2 : 0);
+    m->f[3] = o.algo;
     if (!nb__module_add(ctx, m, "weight", false, NB_F32, NB_SHAPE(out, in / o.groups, kh, kw)) ||
         (bias && !nb__module_add(ctx, m, "bias", false, NB_F32, NB_SHAPE(out))) ||
         conv_reset(ctx, m, NULL, NULL) != NB_OK) {

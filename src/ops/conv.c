@@ -15,7 +15,15 @@
  * ranges of images, each with its own column buffers from the arena and a
  * single-threaded GEMM; weight and bias gradients go to per-thread partial
  * sums that are added at the end, so no two threads write one element.
- * A 1x1 convolution with stride 1 and no padding skips im2col (col = x). */
+ * A 1x1 convolution with stride 1 and no padding skips im2col (col = x).
+ *
+ * Fused epilogues (conv2d): the ReLU, and 2x2 / 2 max pooling after it
+ * (nb_conv_opts.max_pool). With pooling each image's full output lives only
+ * in a per-thread scratch plane (Winograd: in its tiles, which are the
+ * pooling windows), and backward routes the pooled gradient to each
+ * window's argmax (0..3, an int32: a byte measured 1.8x slower to store from
+ * the vectorised loop) and through the ReLU (pooled y > 0)
+ * before the usual products. */
 #include "core/internal.h"
 #include "kernels/gemm.h"
 #include "kernels/im2col.h"
@@ -51,8 +59,12 @@ typedef struct {
     bool direct;            /* 1x1, stride 1, no padding: col is the image itself */
     bool relu;              /* fused ReLU on the output (conv2d) */
     bool wino;              /* Winograd F(2x2, 3x3) instead of im2col (kernels/winograd.h) */
-    const char *yout;       /* backward with relu: the output, for the mask */
-    char *gmask;            /* backward with relu: per part, one group's masked dy */
+    bool pool;              /* fused 2x2 / 2 max pooling: y is [N, O, PH, PW] */
+    int64_t PH, PW;
+    char *yscr;             /* pool, im2col: per part, one group's full output */
+    int32_t *codes;   /* pool: argmax 0..3 per window, [N, O, PH, PW], or NULL */
+    const char *yout;       /* backward with relu: the output (pooled with pool), for the mask */
+    char *gmask;            /* backward with relu or pool: per part, one group's full dy */
     char *wt;               /* conv2d backward: W_g^T [K, Og] per group, made once, so the
                                per-image input-gradient GEMMs read a row-major A (OpenBLAS
                                packed the transposed W slowly on every call: 8% of a step) */
@@ -170,6 +182,108 @@ static void relu_mask(nb_dtype dt, const void *g, const void *y, void *out, int6
     }
 }
 
+/* The fused pooling of one output plane [OH, OW] -> [PH, PW] (argmax 0..3
+ * in codes when given; ties keep the first, NaN wins, as max_pool2d), and
+ * its adjoint: out [OH, OW] = the pooled gradient g at each window's argmax
+ * where the pooled y > 0 (y given: the ReLU's mask), else 0. */
+#define POOL2(T, SUF, UT)                                                                   \
+    /* one output row; branch-free with restrict pointers so it vectorises (the        \
+     * NULL tests sit outside the loops: inside, gcc 12 gives up) */                      \
+    static inline void pool2_row_##SUF(int64_t n, const T *restrict r0, const T *restrict r1, \
+                                       T *restrict out, int32_t *restrict code)     \
+    {                                                                                      \
+        if (!code) {                                                                       \
+            for (int64_t j = 0; j < n; j++) {                                              \
+                T a = r0[2 * j], v1 = r0[2 * j + 1], v2 = r1[2 * j], v3 = r1[2 * j + 1];   \
+                a = ((v1 > a) | (v1 != v1)) ? v1 : a;                                      \
+                a = ((v2 > a) | (v2 != v2)) ? v2 : a;                                      \
+                out[j] = ((v3 > a) | (v3 != v3)) ? v3 : a;                                   \
+            }                                                                              \
+            return;                                                                        \
+        }                                                                                  \
+        for (int64_t j = 0; j < n; j++) {                                                  \
+            T a = r0[2 * j], v1 = r0[2 * j + 1], v2 = r1[2 * j], v3 = r1[2 * j + 1];       \
+            int32_t c = 0;                                                                     \
+            bool t1 = (v1 > a) | (v1 != v1);                                               \
+            a = t1 ? v1 : a;                                                            \
+            c = t1 ? 1 : c;                                       \
+            bool t2 = (v2 > a) | (v2 != v2);                                               \
+            a = t2 ? v2 : a;                                                            \
+            c = t2 ? 2 : c;                                       \
+            bool t3 = (v3 > a) | (v3 != v3);                                               \
+            a = t3 ? v3 : a;                                                            \
+            c = t3 ? 3 : c;                                       \
+            out[j] = a;                                                                    \
+            code[j] = c;                                                    \
+        }                                                                                  \
+    }                                                                                      \
+    static void pool2_##SUF(const conv_job *J, const T *src, T *dst, int32_t *codes) \
+    {                                                                                      \
+        int64_t OW = J->g.OW;                                                              \
+        for (int64_t i = 0; i < J->PH; i++)                                                \
+            pool2_row_##SUF(J->PW, src + 2 * i * OW, src + (2 * i + 1) * OW, dst + i * J->PW, \
+                            codes ? codes + i * J->PW : NULL);                             \
+    }                                                                                      \
+    /* bit masks, not selects: the select form did not vectorise (4x slower) */           \
+    static inline UT bits_##SUF(T x)                                                       \
+    {                                                                                      \
+        UT u;                                                                              \
+        memcpy(&u, &x, sizeof u);                                                          \
+        return u;                                                                          \
+    }                                                                                      \
+    static inline T value_##SUF(UT u)                                                      \
+    {                                                                                      \
+        T x;                                                                               \
+        memcpy(&x, &u, sizeof x);                                                          \
+        return x;                                                                          \
+    }                                                                                      \
+    static inline void unpool2_row_##SUF(int64_t n, const T *restrict g, const T *restrict y, \
+                                         const int32_t *restrict code, T *restrict r0,     \
+                                         T *restrict r1)                                   \
+    {                                                                                      \
+        for (int64_t j = 0; j < n; j++) {                                                  \
+            UT v = bits_##SUF(g[j]) & ((UT)0 - (UT)(!y || y[j] > 0));                      \
+            int32_t c = code[j];                                                           \
+            r0[2 * j] = value_##SUF(v & ((UT)0 - (UT)(c == 0)));                           \
+            r0[2 * j + 1] = value_##SUF(v & ((UT)0 - (UT)(c == 1)));                       \
+            r1[2 * j] = value_##SUF(v & ((UT)0 - (UT)(c == 2)));                           \
+            r1[2 * j + 1] = value_##SUF(v & ((UT)0 - (UT)(c == 3)));                       \
+        }                                                                                  \
+    }                                                                                      \
+    static void unpool2_##SUF(const conv_job *J, const T *g, const T *y,                   \
+                              const int32_t *codes, T *out)                          \
+    {                                                                                      \
+        int64_t OH = J->g.OH, OW = J->g.OW;                                                \
+        for (int64_t i = 0; i < J->PH; i++) {                                              \
+            T *r0 = out + 2 * i * OW;                                                      \
+            unpool2_row_##SUF(J->PW, g + i * J->PW, y ? y + i * J->PW : NULL,              \
+                              codes + i * J->PW, r0, r0 + OW);                             \
+            if (OW & 1) /* the column no window covers */                                  \
+                r0[OW - 1] = r0[2 * OW - 1] = 0;                                           \
+        }                                                                                  \
+        if (OH & 1)                                                                        \
+            memset(out + (OH - 1) * OW, 0, (size_t)OW * sizeof(T));                        \
+    }
+POOL2(float, f32, uint32_t)
+POOL2(double, f64, uint64_t)
+
+static void pool2(const conv_job *J, const void *src, void *dst, int32_t *codes)
+{
+    if (J->dt == NB_F32)
+        pool2_f32(J, src, dst, codes);
+    else
+        pool2_f64(J, src, dst, codes);
+}
+
+static void unpool2(const conv_job *J, const void *g, const void *y, const int32_t *codes,
+                    void *out)
+{
+    if (J->dt == NB_F32)
+        unpool2_f32(J, g, y, codes, out);
+    else
+        unpool2_f64(J, g, y, codes, out);
+}
+
 /* ---- forward ------------------------------------------------------------------- */
 static void fwd_part(int64_t p0, int64_t p1, void *arg)
 {
@@ -181,7 +295,8 @@ static void fwd_part(int64_t p0, int64_t p1, void *arg)
         for (int64_t n = J->N * p / J->parts; n < J->N * (p + 1) / J->parts; n++)
             for (int64_t gi = 0; gi < J->groups; gi++) {
                 const char *xg = J->x + (n * J->groups + gi) * J->Cin_g * J->in_plane * (int64_t)es;
-                char *yg = J->y + (n * J->groups + gi) * J->Out_g * J->out_plane * (int64_t)es;
+                char *yg = J->pool ? NULL /* the scratch, then pooled */
+                                   : J->y + (n * J->groups + gi) * J->Out_g * J->out_plane * (int64_t)es;
                 const char *bg = J->b ? J->b + gi * J->Out_g * (int64_t)es : NULL;
                 if (!J->transpose) {
                     const char *wg = J->w + gi * J->Out_g * J->K * (int64_t)es;
@@ -192,12 +307,19 @@ static void fwd_part(int64_t p0, int64_t p1, void *arg)
                         im2col(J, xg, dst);
                         c = dst;
                     }
+                    char *yc = J->pool ? J->yscr + p * J->Out_g * grid * (int64_t)es : yg;
                     if (bg)
-                        fill_rows(J->dt, yg, bg, J->Out_g, grid);
+                        fill_rows(J->dt, yc, bg, J->Out_g, grid);
                     nb__gemm(J->dt, J->Out_g, grid, J->K, 1.0, mat(wg, J->K, 1), mat(c, grid, 1),
-                             bg ? 1.0 : 0.0, yg, grid, 1);
+                             bg ? 1.0 : 0.0, yc, grid, 1);
                     if (J->relu) /* while the block is in cache */
-                        relu_inplace(J->dt, yg, J->Out_g * grid);
+                        relu_inplace(J->dt, yc, J->Out_g * grid);
+                    if (J->pool) {
+                        int64_t pp = J->PH * J->PW, at = (n * J->groups + gi) * J->Out_g * pp;
+                        for (int64_t oc = 0; oc < J->Out_g; oc++)
+                            pool2(J, yc + oc * grid * (int64_t)es, J->y + (at + oc * pp) * (int64_t)es,
+                                  J->codes ? J->codes + at + oc * pp : NULL);
+                    }
                 } else {
                     /* col [K, in grid] = W_g^T x_g; y_g = col2im(col) + b */
                     const char *wg = J->w + gi * J->Cin_g * J->K * (int64_t)es;
@@ -231,10 +353,19 @@ static void bwd_part(int64_t p0, int64_t p1, void *arg)
         for (int64_t n = J->N * p / J->parts; n < J->N * (p + 1) / J->parts; n++)
             for (int64_t gi = 0; gi < J->groups; gi++) {
                 const char *xg = J->x + (n * J->groups + gi) * J->Cin_g * J->in_plane * (int64_t)es;
-                const char *gyg = J->gy + (n * J->groups + gi) * J->Out_g * J->out_plane * (int64_t)es;
+                const char *gyg = J->pool ? NULL /* set below */
+                                          : J->gy + (n * J->groups + gi) * J->Out_g * J->out_plane * (int64_t)es;
                 char *dxg = J->dx ? J->dx + (n * J->groups + gi) * J->Cin_g * J->in_plane * (int64_t)es
                                   : NULL;
-                if (J->relu) { /* dy through the fused ReLU, one group of one image */
+                if (J->pool) { /* dy: the pooled gradient at each window's argmax (and ReLU) */
+                    char *m = J->gmask + p * J->Out_g * J->out_plane * (int64_t)es;
+                    int64_t pp = J->PH * J->PW, at = (n * J->groups + gi) * J->Out_g * pp;
+                    for (int64_t oc = 0; oc < J->Out_g; oc++)
+                        unpool2(J, J->gy + (at + oc * pp) * (int64_t)es,
+                                J->relu ? J->yout + (at + oc * pp) * (int64_t)es : NULL,
+                                J->codes + at + oc * pp, m + oc * J->out_plane * (int64_t)es);
+                    gyg = m;
+                } else if (J->relu) { /* dy through the fused ReLU, one group of one image */
                     char *m = J->gmask + p * J->Out_g * J->out_plane * (int64_t)es;
                     relu_mask(J->dt, gyg,
                               J->yout + (n * J->groups + gi) * J->Out_g * J->out_plane * (int64_t)es, m,
@@ -300,6 +431,7 @@ static void opts_to_attrs(const nb_conv_opts *o, nb__attrs *a)
     }
     a->i[0] = o->groups;
     a->i[1] = o->algo;
+    a->i[2] = o->max_pool;
     a->flag = o->relu;
 }
 
@@ -314,6 +446,7 @@ static nb_conv_opts attrs_to_opts(const nb__attrs *a)
     }
     o.groups = (int)a->i[0];
     o.algo = (int)a->i[1];
+    o.max_pool = a->i[2] != 0;
     o.relu = a->flag != 0;
     return o;
 }
@@ -410,6 +543,17 @@ static bool plan(nb_ctx *ctx, const char *op, bool transpose, const nb_tensor *x
         return false;
     }
     J->relu = o->relu;
+    if (o->max_pool && (transpose || OH < 2 || OW < 2)) {
+        if (transpose)
+            nb__err(ctx, NB_ERR_ARG, "%s: the fused max pooling is for conv2d only", op);
+        else
+            nb__err(ctx, NB_ERR_SHAPE, "%s: the fused 2x2 max pooling needs an output of at least "
+                    "2x2, got %lldx%lld", op, (long long)OH, (long long)OW);
+        return false;
+    }
+    J->pool = o->max_pool;
+    J->PH = OH / 2;
+    J->PW = OW / 2;
     if (o->algo < NB_CONV_AUTO || o->algo > NB_CONV_WINOGRAD) {
         nb__err(ctx, NB_ERR_ARG, "%s: algo %d is not an nb_conv_algo", op, o->algo);
         return false;
@@ -436,8 +580,8 @@ static bool plan(nb_ctx *ctx, const char *op, bool transpose, const nb_tensor *x
     J->ws_elems = J->direct ? 0 : J->K * g->OH * g->OW;
     yshape[0] = N;
     yshape[1] = O;
-    yshape[2] = OH;
-    yshape[3] = OW;
+    yshape[2] = J->pool ? J->PH : OH;
+    yshape[3] = J->pool ? J->PW : OW;
     return true;
 }
 
@@ -470,10 +614,16 @@ static nb_tensor *conv_any(nb_ctx *ctx, const char *op, bool transpose, nb_tenso
     bool grad = nb__needs_grad(ctx, b ? 3 : 2, in);
     bool keep = grad && (w->flags & NB_REQUIRES_GRAD); /* the weight gradient will need x's columns */
     nb_tensor *cols = NULL; /* kept for backward: im2col's columns or Winograd's V */
+    nb_tensor *codes = NULL; /* the fused pooling's argmax, for backward */
+    if (J.pool && grad) {
+        if (!(codes = nb__new_step(ctx, NB_I32, 4, ys)))
+            return NULL;
+        J.codes = codes->data;
+    }
     if (J.wino) {
         nb__wino P;
         nb__wino_plan(&P, J.dt, J.N, J.Cin_g, x->shape[2], x->shape[3], J.Out_g, J.g.ph, J.g.pw,
-                      ctx->nthreads);
+                      J.pool, ctx->nthreads);
         int64_t vs[1] = {nb__wino_saved_elems(&P)};
         if (keep && (size_t)vs[0] * es <= nb__conv_keep_bytes && !(cols = nb__new_step(ctx, J.dt, 1, vs)))
             return NULL;
@@ -483,13 +633,20 @@ static nb_tensor *conv_any(nb_ctx *ctx, const char *op, bool transpose, nb_tenso
             nb__arena_err(ctx, op, bytes);
             return NULL;
         }
-        nb__wino_forward(&P, x->data, w->data, b ? b->data : NULL, J.relu, y->data,
+        nb__wino_forward(&P, x->data, w->data, b ? b->data : NULL, J.relu, y->data, J.codes,
                          cols ? cols->data : NULL, ws);
     } else {
         if (J.ws_elems) {
             size_t bytes = (size_t)(2 * J.ws_elems * J.parts) * es;
             J.ws = nb__arena_alloc(ctx, bytes);
             if (!J.ws) {
+                nb__arena_err(ctx, op, bytes);
+                return NULL;
+            }
+        }
+        if (J.pool) {
+            size_t bytes = (size_t)(J.Out_g * J.out_plane * J.parts) * es;
+            if (!(J.yscr = nb__arena_alloc(ctx, bytes))) {
                 nb__arena_err(ctx, op, bytes);
                 return NULL;
             }
@@ -518,6 +675,7 @@ static nb_tensor *conv_any(nb_ctx *ctx, const char *op, bool transpose, nb_tenso
             return NULL;
         opts_to_attrs(&o, &n->a);
         n->saved[0] = cols;
+        n->saved[1] = codes;
     }
     return y;
 }
@@ -571,14 +729,15 @@ static nb_status conv_backward(nb_ctx *ctx, nb__node *node, bool transpose)
     if (J.wino) {
         nb__wino P;
         nb__wino_plan(&P, J.dt, J.N, J.Cin_g, x->shape[2], x->shape[3], J.Out_g, J.g.ph, J.g.pw,
-                      ctx->nthreads);
+                      J.pool, ctx->nthreads);
         const nb_tensor *v = node->saved[0];
         size_t bytes = nb__wino_bwd_bytes(&P, v != NULL);
         void *ws = nb__arena_alloc(ctx, bytes);
         if (!ws)
             return nb__arena_err(ctx, "conv2d", bytes);
         nb__wino_backward(&P, x->data, w->data, J.relu ? node->out->data : NULL,
-                          node->out->grad->data, v ? v->data : NULL, dx ? dx->data : NULL,
+                          node->out->grad->data, J.pool ? node->saved[1]->data : NULL,
+                          v ? v->data : NULL, dx ? dx->data : NULL,
                           dw ? dw->data : NULL, db ? db->data : NULL, ws);
         return NB_OK;
     }
@@ -589,7 +748,7 @@ static nb_status conv_backward(nb_ctx *ctx, nb__node *node, bool transpose)
     bool partials = J.parts > 1;
     if (partials)
         bytes += (size_t)((wsz + bsz) * J.parts) * es;
-    size_t mask_bytes = J.relu ? (size_t)(J.Out_g * J.out_plane * J.parts) * es : 0;
+    size_t mask_bytes = J.relu || J.pool ? (size_t)(J.Out_g * J.out_plane * J.parts) * es : 0;
     bytes += mask_bytes;
     size_t wt_bytes = !transpose && dx ? (size_t)wsz * es : 0;
     bytes += wt_bytes;
@@ -597,7 +756,8 @@ static nb_status conv_backward(nb_ctx *ctx, nb__node *node, bool transpose)
     if (bytes && !mem)
         return nb__arena_err(ctx, transpose ? "conv_transpose2d" : "conv2d", bytes);
     J.ws = mem;
-    if (J.relu) {
+    J.codes = J.pool ? node->saved[1]->data : NULL;
+    if (J.relu || J.pool) {
         J.gmask = mem + bytes - wt_bytes - mask_bytes;
         J.yout = node->out->data;
     }

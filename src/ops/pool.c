@@ -79,6 +79,43 @@ typedef struct {
     const T *xp = (const T *)J->x + p * (in_sz);                                         \
     T *yp = (T *)J->y + p * (out_sz)
 
+/* One output row of a 2x2 / 2 max pool: rows r0, r1 of the input, the
+ * argmax as a plane index (at0, at1: the rows' offsets). Branch-free with
+ * restrict parameters so it vectorises (stride-2 loads, selects); NaN wins
+ * and ties keep the first, as torch. */
+#define MAX2X2_ROW(T, SUF)                                                               \
+    static inline void max2x2_row_##SUF(int64_t m, const T *restrict r0, const T *restrict r1, \
+                                        T *restrict yo, int32_t *restrict ip, int32_t at0, \
+                                        int32_t at1)                                     \
+    {                                                                                    \
+        if (!ip) {                                                                       \
+            for (int64_t j = 0; j < m; j++) {                                            \
+                T a = r0[2 * j], v1 = r0[2 * j + 1], v2 = r1[2 * j], v3 = r1[2 * j + 1]; \
+                a = (v1 > a) | (v1 != v1) ? v1 : a;                                      \
+                a = (v2 > a) | (v2 != v2) ? v2 : a;                                      \
+                yo[j] = (v3 > a) | (v3 != v3) ? v3 : a;                                  \
+            }                                                                            \
+            return;                                                                      \
+        }                                                                                \
+        for (int64_t j = 0; j < m; j++) {                                                \
+            T a = r0[2 * j], v1 = r0[2 * j + 1], v2 = r1[2 * j], v3 = r1[2 * j + 1];     \
+            int32_t at = at0 + 2 * (int32_t)j;                                           \
+            bool t1 = (v1 > a) | (v1 != v1);                                             \
+            a = t1 ? v1 : a;                                                             \
+            at = t1 ? at0 + 2 * (int32_t)j + 1 : at;                                     \
+            bool t2 = (v2 > a) | (v2 != v2);                                             \
+            a = t2 ? v2 : a;                                                             \
+            at = t2 ? at1 + 2 * (int32_t)j : at;                                         \
+            bool t3 = (v3 > a) | (v3 != v3);                                             \
+            a = t3 ? v3 : a;                                                             \
+            at = t3 ? at1 + 2 * (int32_t)j + 1 : at;                                     \
+            yo[j] = a;                                                                   \
+            ip[j] = at;                                                                  \
+        }                                                                                \
+    }
+MAX2X2_ROW(float, f32)
+MAX2X2_ROW(double, f64)
+
 /* Forward kernels read x planes of n_h n_w and write y planes of m_h m_w;
  * backward kernels read g planes of m_h m_w and add into dx planes of n_h n_w
  * (the names xp/yp then stand for g and dx). */
@@ -91,27 +128,10 @@ typedef struct {
             for (int64_t p = p0; p < p1; p++) {                                          \
                 PLANE_PTRS(T, J->h.n * W, M);                                            \
                 int32_t *ip = (int32_t *)J->idx + (J->idx ? p * M : 0);                  \
-                for (int64_t i = 0; i < J->h.m; i++) {                                   \
-                    const T *r0 = xp + 2 * i * W, *r1 = r0 + W;                          \
-                    T *yo = yp + i * J->w.m;                                             \
-                    for (int64_t j = 0; j < J->w.m; j++) {                               \
-                        T m = r0[2 * j];                                                 \
-                        int32_t at = (int32_t)(2 * i * W + 2 * j);                       \
-                        T v1 = r0[2 * j + 1], v2 = r1[2 * j], v3 = r1[2 * j + 1];        \
-                        bool t1 = (v1 > m) | (v1 != v1);                                 \
-                        m = t1 ? v1 : m;                                                 \
-                        at = t1 ? at + 1 : at;                                           \
-                        bool t2 = (v2 > m) | (v2 != v2);                                 \
-                        m = t2 ? v2 : m;                                                 \
-                        at = t2 ? (int32_t)((2 * i + 1) * W + 2 * j) : at;               \
-                        bool t3 = (v3 > m) | (v3 != v3);                                 \
-                        m = t3 ? v3 : m;                                                 \
-                        at = t3 ? (int32_t)((2 * i + 1) * W + 2 * j + 1) : at;           \
-                        yo[j] = m;                                                       \
-                        if (J->idx)                                                      \
-                            ip[i * J->w.m + j] = at;                                     \
-                    }                                                                    \
-                }                                                                        \
+                for (int64_t i = 0; i < J->h.m; i++)                                     \
+                    max2x2_row_##SUF(J->w.m, xp + 2 * i * W, xp + (2 * i + 1) * W,       \
+                                     yp + i * J->w.m, J->idx ? ip + i * J->w.m : NULL,   \
+                                     (int32_t)(2 * i * W), (int32_t)((2 * i + 1) * W));  \
             }                                                                            \
             return;                                                                      \
         }                                                                                \
