@@ -132,10 +132,10 @@ int64_t nb__wino_saved_elems(const nb__wino *p) { return 16 * p->C * p->N * p->t
 
 static int64_t round16(int64_t n) { return (n + 15) & ~(int64_t)15; }
 static int64_t tmax(const nb__wino *p) { return p->chunk * p->th * p->tw; }
-static int64_t stage(const nb__wino *p) /* the transforms' row staging */
+static int64_t stage(const nb__wino *p) /* the transforms' staging: a padded plane + 4 rows, or 4 planes of tiles */
 {
-    int64_t rows = 16 * (2 * p->tw + 2), planes = 4 * p->th * p->tw;
-    return round16(rows > planes ? rows : planes);
+    int64_t padded = (2 * p->th + 6) * (2 * p->tw + 2), tiles = 4 * p->th * p->tw;
+    return round16(padded > tiles ? padded : tiles);
 }
 
 /* per-part elements: [V][M or dM][dV][dU][db][staging] */

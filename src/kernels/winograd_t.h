@@ -60,35 +60,43 @@ static ATTR void SFX(wino_dweights)(const nb__wino *p, const T *dU, T *dw)
 
 #endif
 
-/* V = B^T d B for every tile of images [n0, n1) */
-static ATTR void SFX(wino_input)(const nb__wino *p, const T *x, int64_t n0, int64_t n1, int64_t Tc,
-                            T *V, T *st)
+/* The padded plane of one input channel, [2 th + 2, Wp] (Wp = 2 tw + 2):
+ * the rows and columns every tile reads, zeros outside the image. */
+static inline ATTR void SFX(stage_plane)(const nb__wino *p, const T *img, T *P)
 {
-    int64_t C = p->C, H = p->H, W = p->W, tw = p->tw, Wp = 2 * tw + 2;
+    int64_t H = p->H, W = p->W, Wp = 2 * p->tw + 2, R = 2 * p->th + 2;
     int64_t lo = p->pw, hi = p->pw + W < Wp ? p->pw + W : Wp; /* staged columns inside the image */
+    memset(P, 0, (size_t)(R * Wp) * sizeof(T));
+    for (int64_t r = 0; r < R && hi > lo; r++) {
+        int64_t ih = r - p->ph;
+        if (ih >= 0 && ih < H)
+            memcpy(P + r * Wp + lo, img + ih * W, (size_t)(hi - lo) * sizeof(T));
+    }
+}
+
+/* V = B^T d B for every tile of images [n0, n1). Each channel's plane is
+ * staged once; then per row of tiles: B^T over four rows, B over columns.
+ * st: the plane and four rows. */
+static ATTR void SFX(wino_input)(const nb__wino *p, const T *x, int64_t n0, int64_t n1, int64_t Tc,
+                                 T *V, T *st)
+{
+    int64_t C = p->C, tw = p->tw, Wp = 2 * tw + 2, R = 2 * p->th + 2;
     int64_t CT = C * Tc;
+    T *P = st, *r0 = st + R * Wp, *r1 = r0 + Wp, *r2 = r1 + Wp, *r3 = r2 + Wp;
     for (int64_t n = n0; n < n1; n++)
         for (int64_t c = 0; c < C; c++) {
-            const T *img = x + (n * C + c) * H * W;
+            SFX(stage_plane)(p, x + (n * C + c) * p->H * p->W, P);
             for (int64_t ty = 0; ty < p->th; ty++) {
-                for (int i = 0; i < 4; i++) {
-                    T *r = st + i * Wp;
-                    int64_t ih = 2 * ty - p->ph + i;
-                    memset(r, 0, (size_t)Wp * sizeof(T));
-                    if (ih >= 0 && ih < H && hi > lo)
-                        memcpy(r + lo, img + ih * W, (size_t)(hi - lo) * sizeof(T));
-                }
-                T *r0 = st, *r1 = st + Wp, *r2 = st + 2 * Wp, *r3 = st + 3 * Wp;
+                const T *d0 = P + 2 * ty * Wp, *d1 = d0 + Wp, *d2 = d1 + Wp, *d3 = d2 + Wp;
                 for (int64_t j = 0; j < Wp; j++) { /* B^T d: rows */
-                    T a = r0[j], b = r1[j], c2 = r2[j], d = r3[j];
-                    r0[j] = a - c2;
-                    r1[j] = b + c2;
-                    r2[j] = c2 - b;
-                    r3[j] = b - d;
+                    r0[j] = d0[j] - d2[j];
+                    r1[j] = d1[j] + d2[j];
+                    r2[j] = d2[j] - d1[j];
+                    r3[j] = d1[j] - d3[j];
                 }
                 int64_t t0 = (n - n0) * p->th * tw + ty * tw + c * Tc;
                 for (int k = 0; k < 4; k++) { /* (B^T d) B: columns */
-                    const T *rk = st + k * Wp;
+                    const T *rk = r0 + k * Wp;
                     T *v0 = V + (4 * k + 0) * CT + t0, *v1 = V + (4 * k + 1) * CT + t0;
                     T *v2 = V + (4 * k + 2) * CT + t0, *v3 = V + (4 * k + 3) * CT + t0;
                     for (int64_t tx = 0; tx < tw; tx++) {
@@ -104,21 +112,24 @@ static ATTR void SFX(wino_input)(const nb__wino *p, const T *x, int64_t n0, int6
 }
 
 /* dx += B dV B^T scattered over the overlapping 4x4 patches (the adjoint of
- * wino_input). A column 2 tx gets da0 of tile tx and da2 of tile tx - 1, so
- * each staged row is written once per tile without a carried dependence. */
+ * wino_input), through a staged plane that is added to dx once. A column
+ * 2 tx gets da0 of tile tx and da2 of tile tx - 1, so each staged row is
+ * written once per tile without a carried dependence. st: the plane and
+ * four rows. */
 static ATTR void SFX(wino_input_adj)(const nb__wino *p, const T *dV, int64_t n0, int64_t n1,
-                                int64_t Tc, T *dx, T *st)
+                                     int64_t Tc, T *dx, T *st)
 {
-    int64_t C = p->C, H = p->H, W = p->W, tw = p->tw, Wp = 2 * tw + 2;
+    int64_t C = p->C, H = p->H, W = p->W, tw = p->tw, Wp = 2 * tw + 2, R = 2 * p->th + 2;
     int64_t lo = p->pw, hi = p->pw + W < Wp ? p->pw + W : Wp;
     int64_t CT = C * Tc;
+    T *P = st, *s0 = st + R * Wp, *s1 = s0 + Wp, *s2 = s1 + Wp, *s3 = s2 + Wp;
     for (int64_t n = n0; n < n1; n++)
         for (int64_t c = 0; c < C; c++) {
-            T *img = dx + (n * C + c) * H * W;
+            memset(P, 0, (size_t)(R * Wp) * sizeof(T));
             for (int64_t ty = 0; ty < p->th; ty++) {
                 int64_t t0 = (n - n0) * p->th * tw + ty * tw + c * Tc;
-                for (int k = 0; k < 4; k++) { /* rows of dV B^T, staged */
-                    T *s = st + k * Wp;
+                for (int k = 0; k < 4; k++) { /* rows of dV B^T */
+                    T *s = s0 + k * Wp;
                     const T *v0 = dV + (4 * k + 0) * CT + t0, *v1 = dV + (4 * k + 1) * CT + t0;
                     const T *v2 = dV + (4 * k + 2) * CT + t0, *v3 = dV + (4 * k + 3) * CT + t0;
                     s[0] = v0[0];
@@ -130,23 +141,23 @@ static ATTR void SFX(wino_input_adj)(const nb__wino *p, const T *dV, int64_t n0,
                     s[2 * tw] = -v0[tw - 1] + v1[tw - 1] + v2[tw - 1];
                     s[2 * tw + 1] = -v3[tw - 1];
                 }
-                T *s0 = st, *s1 = st + Wp, *s2 = st + 2 * Wp, *s3 = st + 3 * Wp;
-                for (int64_t j = 0; j < Wp; j++) { /* B (dV B^T): rows */
-                    T a = s0[j], b = s1[j], c2 = s2[j], d = s3[j];
-                    s0[j] = a;
-                    s1[j] = b - c2 + d;
-                    s2[j] = b + c2 - a;
-                    s3[j] = -d;
+                T *q0 = P + 2 * ty * Wp, *q1 = q0 + Wp, *q2 = q1 + Wp, *q3 = q2 + Wp;
+                for (int64_t j = 0; j < Wp; j++) { /* B (dV B^T): rows, into the plane */
+                    q0[j] += s0[j];
+                    q1[j] += s1[j] - s2[j] + s3[j];
+                    q2[j] += s1[j] + s2[j] - s0[j];
+                    q3[j] -= s3[j];
                 }
-                for (int i = 0; i < 4; i++) {
-                    int64_t ih = 2 * ty - p->ph + i;
-                    if (ih < 0 || ih >= H)
-                        continue;
-                    const T *s = st + i * Wp;
-                    T *row = img + ih * W;
-                    for (int64_t j = lo; j < hi; j++)
-                        row[j - lo] += s[j];
-                }
+            }
+            T *img = dx + (n * C + c) * H * W;
+            for (int64_t r = 0; r < R; r++) {
+                int64_t ih = r - p->ph;
+                if (ih < 0 || ih >= H)
+                    continue;
+                const T *q = P + r * Wp + lo;
+                T *row = img + ih * W;
+                for (int64_t j = 0; j < hi - lo; j++)
+                    row[j] += q[j];
             }
         }
 }
