@@ -30,6 +30,65 @@
  * picked at run time as in vmath.c */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define NB__WINO_AVX2 1
+#include <immintrin.h>
+
+/* Rows of at most 7 tiles (images up to 14 wide: the 14x14 and 7x7 stages
+ * of the Fashion-MNIST models) are too short for the compiler's vector
+ * loops, which need 8 iterations: there the column step of the input
+ * transform and of its adjoint is one 8-lane vector (the same sums in the
+ * same order as the scalar loops; at most the sign of a zero differs).
+ * Plain loads and stores, no masked ones (vmaskmovps stores are microcoded
+ * on AMD and measured slower than the scalar loops): a load may read up to
+ * 8 elements past a row and a store spills one element past a row of V,
+ * which the next row's store overwrites, so the caller runs the last row of
+ * a plane with the scalar loop, and every buffer read this way has 16
+ * elements of slack (part_elems, stage). */
+__attribute__((target("avx2"))) static inline __m256 lanes_below(int64_t n)
+{
+    return _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+}
+
+/* (B^T d) B's columns: row rk [2 tw + 2] -> v0..v3 [tw] (+ one spilled), tw <= 7 */
+__attribute__((target("avx2"))) static void hrow_in_avx2(const float *rk, int64_t tw, float *v0,
+                                                         float *v1, float *v2, float *v3)
+{
+    __m256 lo = _mm256_loadu_ps(rk), hi = _mm256_loadu_ps(rk + 8);
+    __m256 e = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)); /* even columns, pairs out of order */
+    __m256 o = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+    e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+    o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
+    __m256i next = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7);
+    __m256 e1 = _mm256_permutevar8x32_ps(e, next), o1 = _mm256_permutevar8x32_ps(o, next);
+    (void)tw;
+    _mm256_storeu_ps(v0, _mm256_sub_ps(e, e1)); /* a0 - a2 */
+    _mm256_storeu_ps(v1, _mm256_add_ps(o, e1)); /* a1 + a2 */
+    _mm256_storeu_ps(v2, _mm256_sub_ps(e1, o)); /* a2 - a1 */
+    _mm256_storeu_ps(v3, _mm256_sub_ps(o, o1)); /* a1 - a3 */
+}
+
+/* the rows of dV B^T: v0..v3 [tw] -> s [2 tw + 2] (16 written), tw <= 7 */
+__attribute__((target("avx2"))) static void hrow_adj_avx2(const float *v0, const float *v1,
+                                                          const float *v2, const float *v3,
+                                                          int64_t tw, float *s)
+{
+    __m256 m = lanes_below(tw), z = _mm256_setzero_ps();
+    __m256i prev = _mm256_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6);
+    __m256 a0 = _mm256_and_ps(_mm256_loadu_ps(v0), m), a1 = _mm256_and_ps(_mm256_loadu_ps(v1), m);
+    __m256 a2 = _mm256_and_ps(_mm256_loadu_ps(v2), m), a3 = _mm256_and_ps(_mm256_loadu_ps(v3), m);
+    /* lane tx: the previous tile's value (0 for tx = 0) */
+    __m256 b0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(a0, prev), z, 1);
+    __m256 b1 = _mm256_blend_ps(_mm256_permutevar8x32_ps(a1, prev), z, 1);
+    __m256 b2 = _mm256_blend_ps(_mm256_permutevar8x32_ps(a2, prev), z, 1);
+    __m256 b3 = _mm256_blend_ps(_mm256_permutevar8x32_ps(a3, prev), z, 1);
+    __m256 even = _mm256_add_ps(_mm256_add_ps(_mm256_sub_ps(a0, b0), b1), b2);
+    __m256 odd = _mm256_sub_ps(_mm256_add_ps(_mm256_sub_ps(a1, a2), a3), b3);
+    __m256 lo = _mm256_unpacklo_ps(even, odd), hi = _mm256_unpackhi_ps(even, odd);
+    _mm256_storeu_ps(s, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(s + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+
+#define NB__WINO_HROWS
 #define ATTR __attribute__((target("avx2")))
 #define T float
 #define UT uint32_t
@@ -37,6 +96,7 @@
 #define NB__WINO_HOT_ONLY
 #include "kernels/winograd_t.h"
 #undef NB__WINO_HOT_ONLY
+#undef NB__WINO_HROWS
 #undef T
 #undef UT
 #undef SFX
@@ -135,7 +195,7 @@ static int64_t tmax(const nb__wino *p) { return p->chunk * p->th * p->tw; }
 static int64_t stage(const nb__wino *p) /* the transforms' staging: a padded plane + 4 rows, or 4 planes of tiles */
 {
     int64_t padded = (2 * p->th + 6) * (2 * p->tw + 2), tiles = 4 * p->th * p->tw;
-    return round16(padded > tiles ? padded : tiles);
+    return round16(padded > tiles ? padded : tiles) + 16; /* + the AVX2 rows' slack */
 }
 
 /* per-part elements: [V][M or dM][dV][dU][db][staging] */
@@ -144,7 +204,7 @@ static int64_t part_elems(const nb__wino *p, bool need_v, bool bwd)
     int64_t e = need_v ? round16(16 * p->C * tmax(p)) : 0;
     e += round16(16 * p->O * tmax(p));
     if (bwd)
-        e += round16(16 * p->C * tmax(p)) + round16(16 * p->O * p->C) + round16(p->O);
+        e += round16(16 * p->C * tmax(p)) + 16 + round16(16 * p->O * p->C) + round16(p->O);
     return e + stage(p);
 }
 
@@ -229,7 +289,7 @@ static void bwd_part(int64_t q0, int64_t q1, void *arg)
         char *Vbuf = mem;
         char *dM = mem + (J->saved ? 0 : round16(16 * p->C * tmax(p))) * (int64_t)es;
         char *dV = dM + round16(16 * p->O * tmax(p)) * (int64_t)es;
-        char *dU = dV + round16(16 * p->C * tmax(p)) * (int64_t)es;
+        char *dU = dV + (round16(16 * p->C * tmax(p)) + 16) * (int64_t)es; /* dV's slack: winograd.c top */
         char *db = dU + OC * (int64_t)es;
         char *st = db + round16(p->O) * (int64_t)es;
         for (int64_t ch = p->nchunks * q / p->parts; ch < p->nchunks * (q + 1) / p->parts; ch++) {

@@ -99,6 +99,12 @@ static ATTR void SFX(wino_input)(const nb__wino *p, const T *x, int64_t n0, int6
                     const T *rk = r0 + k * Wp;
                     T *v0 = V + (4 * k + 0) * CT + t0, *v1 = V + (4 * k + 1) * CT + t0;
                     T *v2 = V + (4 * k + 2) * CT + t0, *v3 = V + (4 * k + 3) * CT + t0;
+#ifdef NB__WINO_HROWS /* rows of at most 7 tiles but the last: one vector (winograd.c) */
+                    if (tw <= 7 && ty * tw + 8 <= p->th * tw) { /* the spill stays in the plane */
+                        hrow_in_avx2(rk, tw, v0, v1, v2, v3);
+                        continue;
+                    }
+#endif
                     for (int64_t tx = 0; tx < tw; tx++) {
                         const T *a = rk + 2 * tx;
                         v0[tx] = a[0] - a[2];
@@ -132,6 +138,12 @@ static ATTR void SFX(wino_input_adj)(const nb__wino *p, const T *dV, int64_t n0,
                     T *s = s0 + k * Wp;
                     const T *v0 = dV + (4 * k + 0) * CT + t0, *v1 = dV + (4 * k + 1) * CT + t0;
                     const T *v2 = dV + (4 * k + 2) * CT + t0, *v3 = dV + (4 * k + 3) * CT + t0;
+#ifdef NB__WINO_HROWS
+                    if (tw <= 7) {
+                        hrow_adj_avx2(v0, v1, v2, v3, tw, s);
+                        continue;
+                    }
+#endif
                     s[0] = v0[0];
                     s[1] = v1[0] - v2[0] + v3[0];
                     for (int64_t tx = 1; tx < tw; tx++) {
