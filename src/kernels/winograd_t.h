@@ -74,6 +74,33 @@ static inline ATTR void SFX(stage_plane)(const nb__wino *p, const T *img, T *P)
     }
 }
 
+/* B^T d over four rows d [4][n] (rows of the staged plane) -> r0..r3; in a
+ * function with restrict parameters so it vectorises (the plane and the rows
+ * share the staging buffer, and gcc gave up on the alias checks) */
+static inline ATTR void SFX(rows_bt)(int64_t n, const T *restrict d, T *restrict r0,
+                                     T *restrict r1, T *restrict r2, T *restrict r3)
+{
+    const T *d0 = d, *d1 = d + n, *d2 = d + 2 * n, *d3 = d + 3 * n;
+    for (int64_t j = 0; j < n; j++) {
+        r0[j] = d0[j] - d2[j];
+        r1[j] = d1[j] + d2[j];
+        r2[j] = d2[j] - d1[j];
+        r3[j] = d1[j] - d3[j];
+    }
+}
+
+/* q [4][n] += B s over four rows s [4][n] (the adjoint of rows_bt) */
+static inline ATTR void SFX(rows_b_add)(int64_t n, const T *restrict s, T *restrict q)
+{
+    const T *s0 = s, *s1 = s + n, *s2 = s + 2 * n, *s3 = s + 3 * n;
+    for (int64_t j = 0; j < n; j++) {
+        q[j] += s0[j];
+        q[n + j] += s1[j] - s2[j] + s3[j];
+        q[2 * n + j] += s1[j] + s2[j] - s0[j];
+        q[3 * n + j] -= s3[j];
+    }
+}
+
 /* V = B^T d B for every tile of images [n0, n1). Each channel's plane is
  * staged once; then per row of tiles: B^T over four rows, B over columns.
  * st: the plane and four rows. */
@@ -87,13 +114,7 @@ static ATTR void SFX(wino_input)(const nb__wino *p, const T *x, int64_t n0, int6
         for (int64_t c = 0; c < C; c++) {
             SFX(stage_plane)(p, x + (n * C + c) * p->H * p->W, P);
             for (int64_t ty = 0; ty < p->th; ty++) {
-                const T *d0 = P + 2 * ty * Wp, *d1 = d0 + Wp, *d2 = d1 + Wp, *d3 = d2 + Wp;
-                for (int64_t j = 0; j < Wp; j++) { /* B^T d: rows */
-                    r0[j] = d0[j] - d2[j];
-                    r1[j] = d1[j] + d2[j];
-                    r2[j] = d2[j] - d1[j];
-                    r3[j] = d1[j] - d3[j];
-                }
+                SFX(rows_bt)(Wp, P + 2 * ty * Wp, r0, r1, r2, r3);
                 int64_t t0 = (n - n0) * p->th * tw + ty * tw + c * Tc;
                 for (int k = 0; k < 4; k++) { /* (B^T d) B: columns */
                     const T *rk = r0 + k * Wp;
@@ -128,7 +149,7 @@ static ATTR void SFX(wino_input_adj)(const nb__wino *p, const T *dV, int64_t n0,
     int64_t C = p->C, H = p->H, W = p->W, tw = p->tw, Wp = 2 * tw + 2, R = 2 * p->th + 2;
     int64_t lo = p->pw, hi = p->pw + W < Wp ? p->pw + W : Wp;
     int64_t CT = C * Tc;
-    T *P = st, *s0 = st + R * Wp, *s1 = s0 + Wp, *s2 = s1 + Wp, *s3 = s2 + Wp;
+    T *P = st, *s0 = st + R * Wp; /* the plane, then four rows */
     for (int64_t n = n0; n < n1; n++)
         for (int64_t c = 0; c < C; c++) {
             memset(P, 0, (size_t)(R * Wp) * sizeof(T));
@@ -153,13 +174,7 @@ static ATTR void SFX(wino_input_adj)(const nb__wino *p, const T *dV, int64_t n0,
                     s[2 * tw] = -v0[tw - 1] + v1[tw - 1] + v2[tw - 1];
                     s[2 * tw + 1] = -v3[tw - 1];
                 }
-                T *q0 = P + 2 * ty * Wp, *q1 = q0 + Wp, *q2 = q1 + Wp, *q3 = q2 + Wp;
-                for (int64_t j = 0; j < Wp; j++) { /* B (dV B^T): rows, into the plane */
-                    q0[j] += s0[j];
-                    q1[j] += s1[j] - s2[j] + s3[j];
-                    q2[j] += s1[j] + s2[j] - s0[j];
-                    q3[j] -= s3[j];
-                }
+                SFX(rows_b_add)(Wp, s0, P + 2 * ty * Wp);
             }
             T *img = dx + (n * C + c) * H * W;
             for (int64_t r = 0; r < R; r++) {
