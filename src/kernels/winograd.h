@@ -19,7 +19,7 @@
  * a few ulps of the direct sum's rounding (tests/test_winograd.c).
  *
  * Work is done in chunks of whole images chosen from the geometry alone
- * (about 128 tiles, so V and M of a chunk stay in L2); threads take ranges of
+ * (at least 64 tiles, so V and M of a chunk stay in L2); threads take ranges of
  * chunks. Forward may keep V of every chunk for the weight gradient. */
 #ifndef NB_WINOGRAD_H
 #define NB_WINOGRAD_H
