@@ -62,6 +62,11 @@ typedef struct {
     bool pool;              /* fused 2x2 / 2 max pooling: y is [N, O, PH, PW] */
     int64_t PH, PW;
     char *yscr;             /* pool, im2col: per part, one group's full output */
+    bool half;              /* pool, im2col, even width: the output rows of parity a = 0, 1
+                               come from a conv of stride 2 s and padding p - a s (hg[a]), so
+                               each plane is [2][PH][OW] and window k = (i, j) reads elements
+                               2k, 2k + 1 of both halves: one pooling loop per plane */
+    nb__geom hg[2];
     int32_t *codes;   /* pool: argmax 0..3 per window, [N, O, PH, PW], or NULL */
     const char *yout;       /* backward with relu: the output (pooled with pool), for the mask */
     char *gmask;            /* backward with relu or pool: per part, one group's full dy */
@@ -77,21 +82,24 @@ typedef struct {
     int parts;
 } conv_job;
 
-static void im2col(const conv_job *J, const void *img, void *col)
+static void im2col_g(nb_dtype dt, const nb__geom *g, const void *img, void *col)
 {
-    if (J->dt == NB_F32)
-        nb__im2col_f32(&J->g, img, col);
+    if (dt == NB_F32)
+        nb__im2col_f32(g, img, col);
     else
-        nb__im2col_f64(&J->g, img, col);
+        nb__im2col_f64(g, img, col);
 }
 
-static void col2im(const conv_job *J, const void *col, void *img)
+static void col2im_g(nb_dtype dt, const nb__geom *g, const void *col, void *img)
 {
-    if (J->dt == NB_F32)
-        nb__col2im_f32(&J->g, col, img);
+    if (dt == NB_F32)
+        nb__col2im_f32(g, col, img);
     else
-        nb__col2im_f64(&J->g, col, img);
+        nb__col2im_f64(g, col, img);
 }
+
+static void im2col(const conv_job *J, const void *img, void *col) { im2col_g(J->dt, &J->g, img, col); }
+static void col2im(const conv_job *J, const void *col, void *img) { col2im_g(J->dt, &J->g, col, img); }
 
 static nb__mat mat(const void *p, int64_t rs, int64_t cs)
 {
@@ -267,6 +275,25 @@ static void relu_mask(nb_dtype dt, const void *g, const void *y, void *out, int6
 POOL2(float, f32, uint32_t)
 POOL2(double, f64, uint64_t)
 
+/* one pooling row over n windows (r0, r1: the windows' two input rows) */
+static void pool_rows(nb_dtype dt, int64_t n, const void *r0, const void *r1, void *dst,
+                      int32_t *codes)
+{
+    if (dt == NB_F32)
+        pool2_row_f32(n, r0, r1, dst, codes);
+    else
+        pool2_row_f64(n, r0, r1, dst, codes);
+}
+
+static void unpool_rows(nb_dtype dt, int64_t n, const void *g, const void *y, const int32_t *codes,
+                        void *r0, void *r1)
+{
+    if (dt == NB_F32)
+        unpool2_row_f32(n, g, y, codes, r0, r1);
+    else
+        unpool2_row_f64(n, g, y, codes, r0, r1);
+}
+
 static void pool2(const conv_job *J, const void *src, void *dst, int32_t *codes)
 {
     if (J->dt == NB_F32)
@@ -300,6 +327,29 @@ static void fwd_part(int64_t p0, int64_t p1, void *arg)
                 const char *bg = J->b ? J->b + gi * J->Out_g * (int64_t)es : NULL;
                 if (!J->transpose) {
                     const char *wg = J->w + gi * J->Out_g * J->K * (int64_t)es;
+                    if (J->half) { /* y [Og][2][PH OW] by row parity, then pooled per plane */
+                        int64_t pp = J->PH * J->PW, hw = J->PH * J->g.OW;
+                        int64_t at = (n * J->groups + gi) * J->Out_g * pp;
+                        char *cols = J->cols ? J->cols + (n * J->groups + gi) * J->ws_elems * (int64_t)es
+                                             : col;
+                        char *yc = J->yscr + p * J->Out_g * grid * (int64_t)es;
+                        if (bg)
+                            fill_rows(J->dt, yc, bg, J->Out_g, 2 * hw);
+                        for (int a = 0; a < 2; a++) {
+                            char *ca = cols + a * J->K * hw * (int64_t)es;
+                            im2col_g(J->dt, &J->hg[a], xg, ca);
+                            nb__gemm(J->dt, J->Out_g, hw, J->K, 1.0, mat(wg, J->K, 1), mat(ca, hw, 1),
+                                     bg ? 1.0 : 0.0, yc + a * hw * (int64_t)es, 2 * hw, 1);
+                        }
+                        if (J->relu)
+                            relu_inplace(J->dt, yc, J->Out_g * 2 * hw);
+                        for (int64_t oc = 0; oc < J->Out_g; oc++) {
+                            const char *y0 = yc + oc * 2 * hw * (int64_t)es;
+                            pool_rows(J->dt, pp, y0, y0 + hw * (int64_t)es, J->y + (at + oc * pp) * (int64_t)es,
+                                      J->codes ? J->codes + at + oc * pp : NULL);
+                        }
+                        continue;
+                    }
                     const void *c = xg;
                     if (!J->direct) {
                         char *dst = J->cols ? J->cols + (n * J->groups + gi) * J->ws_elems * (int64_t)es
@@ -357,6 +407,40 @@ static void bwd_part(int64_t p0, int64_t p1, void *arg)
                                           : J->gy + (n * J->groups + gi) * J->Out_g * J->out_plane * (int64_t)es;
                 char *dxg = J->dx ? J->dx + (n * J->groups + gi) * J->Cin_g * J->in_plane * (int64_t)es
                                   : NULL;
+                if (J->half) { /* dy [Og][2][PH OW] by row parity, then two products each */
+                    int64_t pp = J->PH * J->PW, hw = J->PH * J->g.OW;
+                    int64_t at = (n * J->groups + gi) * J->Out_g * pp;
+                    char *m = J->gmask + p * J->Out_g * J->out_plane * (int64_t)es;
+                    for (int64_t oc = 0; oc < J->Out_g; oc++) {
+                        char *d0 = m + oc * 2 * hw * (int64_t)es;
+                        unpool_rows(J->dt, pp, J->gy + (at + oc * pp) * (int64_t)es,
+                                    J->relu ? J->yout + (at + oc * pp) * (int64_t)es : NULL,
+                                    J->codes + at + oc * pp, d0, d0 + hw * (int64_t)es);
+                    }
+                    if (db)
+                        row_sums(J->dt, m, J->Out_g, 2 * hw, db + gi * J->Out_g * (int64_t)es);
+                    const char *wg = J->w + gi * J->Out_g * J->K * (int64_t)es;
+                    char *cols = J->cols ? J->cols + (n * J->groups + gi) * J->ws_elems * (int64_t)es : col;
+                    for (int a = 0; a < 2; a++) {
+                        const char *da = m + a * hw * (int64_t)es;
+                        char *ca = cols + a * J->K * hw * (int64_t)es;
+                        if (dw) {
+                            if (!J->cols)
+                                im2col_g(J->dt, &J->hg[a], xg, ca);
+                            nb__gemm(J->dt, J->Out_g, J->K, hw, 1.0, mat(da, 2 * hw, 1),
+                                     mat(ca, 1, hw), 1.0, dw + gi * J->Out_g * J->K * (int64_t)es,
+                                     J->K, 1);
+                        }
+                        if (dxg) {
+                            nb__mat wt = J->wt ? mat(J->wt + gi * J->K * J->Out_g * (int64_t)es, J->Out_g, 1)
+                                               : mat(wg, 1, J->K);
+                            nb__gemm(J->dt, J->K, hw, J->Out_g, 1.0, wt, mat(da, 2 * hw, 1), 0.0,
+                                     dcol, hw, 1);
+                            col2im_g(J->dt, &J->hg[a], dcol, dxg);
+                        }
+                    }
+                    continue;
+                }
                 if (J->pool) { /* dy: the pooled gradient at each window's argmax (and ReLU) */
                     char *m = J->gmask + p * J->Out_g * J->out_plane * (int64_t)es;
                     int64_t pp = J->PH * J->PW, at = (n * J->groups + gi) * J->Out_g * pp;
@@ -577,7 +661,14 @@ static bool plan(nb_ctx *ctx, const char *op, bool transpose, const nb_tensor *x
                O >= NB_CONV_WINOGRAD_MIN_CHANNELS);
     J->direct = kh == 1 && kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 &&
                 g->H == g->OH && g->W == g->OW;
-    J->ws_elems = J->direct ? 0 : J->K * g->OH * g->OW;
+    J->ws_elems = J->direct ? 0 : J->K * g->OH * g->OW; /* >= the halves' 2 K PH OW */
+    J->half = J->pool && !J->wino && !J->direct && !(OW & 1) && g->ph >= g->sh;
+    for (int a = 0; a < 2 && J->half; a++) {
+        J->hg[a] = *g;
+        J->hg[a].sh = 2 * g->sh;
+        J->hg[a].ph = g->ph - a * g->sh;
+        J->hg[a].OH = OH / 2;
+    }
     yshape[0] = N;
     yshape[1] = O;
     yshape[2] = J->pool ? J->PH : OH;
