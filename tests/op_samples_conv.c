@@ -88,6 +88,11 @@ bool gen_conv2d(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
         s->f[1] = NB_CONV_WINOGRAD; s->f[2] = 1; break;
     case 21: s->in[0] = MK(1, 4, 9, 9); s->in[1] = MK(4, 2, 3, 3); s->n_in = 2; set_opts(s, 2, 2, 1, 1, 1, 1, 2);
         s->f[2] = 1; break;
+    /* even output widths: im2col's output rows by parity (two stride-2s convs) */
+    case 22: s->in[0] = MK(2, 3, 6, 8); s->in[1] = MK(4, 3, 3, 3); out = 4; set_opts(s, 1, 1, 1, 1, 1, 1, 1);
+        s->f[0] = 1; s->f[1] = NB_CONV_IM2COL; s->f[2] = 1; break;
+    case 23: s->in[0] = MK(1, 4, 7, 8); s->in[1] = MK(6, 2, 3, 3); out = 6; set_opts(s, 1, 2, 1, 1, 1, 1, 2);
+        s->f[2] = 1; break;
     default: return false;
     }
     if (s->n_in == 3)
