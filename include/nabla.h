@@ -803,11 +803,17 @@ nb_module *nb_rnn_layer(nb_ctx *ctx, const char *name, const nb_rnn_opts *o);
  * zeros and no lengths, returning the output. */
 nb_tensor *nb_rnn_forward(nb_ctx *ctx, nb_module *rnn, nb_tensor *x, nb_tensor *h0, nb_tensor *c0,
                           nb_tensor *lengths, nb_tensor **hn, nb_tensor **cn);
+/* One LSTM step as one op (torch.nn.LSTM's cell): a, b [N, 4H] (x W_ih^T + b_ih
+ * and h W_hh^T + b_hh; chunks i, f, g, o of their sum), c [N, H] ->
+ * [N, 2H] = [h', c'] with c' = sigmoid(f) c + sigmoid(i) tanh(g),
+ * h' = sigmoid(o) tanh(c'). nb_rnn_forward uses it; slice the halves. */
+nb_tensor *nb_lstm_cell(nb_ctx *ctx, nb_tensor *a, nb_tensor *b, nb_tensor *c);
 /* Scaled dot-product attention over q [..., Tq, D], k [..., Tk, D], v [..., Tk, Dv]:
  * softmax(q k^T / sqrt(D) + mask) v -> [..., Tq, Dv]. causal: query i sees keys
  * j <= i (+ Tk - Tq). key_pad (may be NULL): [N, Tk] U8/I32/I64, nonzero where
  * the key is padding (not attended); the leading dim of q is N. A row with no
- * key left gives zeros. Composed of ops (its backward is theirs). */
+ * key left gives zeros. One fused op (src/ops/attention.c): it keeps only the
+ * probabilities for backward. */
 nb_tensor *nb_attention(nb_ctx *ctx, nb_tensor *q, nb_tensor *k, nb_tensor *v, bool causal,
                         nb_tensor *key_pad);
 /* torch.nn.MultiheadAttention (batch_first, one in_proj [3E, E] + bias and an

@@ -95,3 +95,43 @@ bool gen_attention(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
              1.0 / sqrt((double)D), hide);
     return true;
 }
+
+/* The LSTM cell (ops/lstm_cell.c): PyTorch replays the composition it
+ * replaces, torch.nn.LSTM's step. Variants: plain; the gates given as
+ * row-strided views (a slice of a wider tensor, as the layer passes them)
+ * and a large-magnitude input (saturated sigmoids). */
+static nb_tensor *fn_lstm_cell(nb_ctx *ctx, nb_tensor *const *x, int n, void *user)
+{
+    (void)n;
+    if (S->keep) /* a [N, 4H] view with row stride 8H: the second half of x0 */
+        return nb_lstm_cell(ctx, nb_slice(ctx, x[0], 1, 4 * S->axis, 8 * S->axis, 1), x[1], x[2]);
+    return nb_lstm_cell(ctx, x[0], x[1], x[2]);
+}
+
+bool gen_lstm_cell(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
+{
+    int64_t N = 3, H = 4;
+    s->n_in = 3;
+    s->fn = fn_lstm_cell;
+    s->axis = (int)H;
+    const char *a = "x0";
+    switch (v) {
+    case 0:
+        s->in[0] = MK(V_NORMAL, N, 4 * H);
+        s->in[1] = MK(V_NORMAL, N, 4 * H);
+        s->in[2] = MK(V_NORMAL, N, H);
+        break;
+    case 1:
+        s->keep = 1;
+        s->in[0] = MK(V_WIDE, N, 8 * H);
+        s->in[1] = MK(V_NORMAL, N, 4 * H);
+        s->in[2] = MK(V_WIDE, N, H);
+        a = "x0[:, 16:]";
+        break;
+    default: return false;
+    }
+    snprintf(s->expr, sizeof s->expr,
+             "(lambda p, c: (lambda i, f, g, o: (lambda cn: torch.cat([torch.sigmoid(o) * torch.tanh(cn), cn], 1))"
+             "(torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)))(*p.chunk(4, 1)))(%s + x1, x2)", a);
+    return true;
+}

@@ -133,16 +133,10 @@ static nb_tensor *cell(nb_ctx *ctx, nb_rnn_kind k, int64_t H, nb_tensor *xw, nb_
     switch (k) {
     case NB_RNN_TANH: return nb_tanh(ctx, nb_add(ctx, xw, hh));
     case NB_RNN_RELU: return nb_relu(ctx, nb_add(ctx, xw, hh));
-    case NB_LSTM: {
-        /* one sigmoid over all four gates keeps the kernel on contiguous
-         * data; the wasted quarter (g) is cheaper than three strided calls */
-        nb_tensor *gates = nb_add(ctx, xw, hh);
-        nb_tensor *s = nb_sigmoid(ctx, gates);
-        nb_tensor *g = nb_tanh(ctx, nb_slice(ctx, gates, 1, 2 * H, 3 * H, 1));
-        nb_tensor *i = nb_slice(ctx, s, 1, 0, H, 1), *f = nb_slice(ctx, s, 1, H, 2 * H, 1);
-        nb_tensor *o = nb_slice(ctx, s, 1, 3 * H, 4 * H, 1);
-        *c = nb_add(ctx, nb_mul(ctx, f, *c), nb_mul(ctx, i, g));
-        return nb_mul(ctx, o, nb_tanh(ctx, *c));
+    case NB_LSTM: { /* one op for the whole cell (ops/lstm_cell.c): [h', c'] */
+        nb_tensor *hc = nb_lstm_cell(ctx, xw, hh, *c);
+        *c = nb_slice(ctx, hc, 1, H, 2 * H, 1);
+        return nb_slice(ctx, hc, 1, 0, H, 1);
     }
     case NB_GRU: {
         /* r and z see b_hh added before the sigmoid; n's hidden part keeps
