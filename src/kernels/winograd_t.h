@@ -1,13 +1,17 @@
-/* Winograd F(2x2, 3x3) transforms for one element type; included by
- * winograd.c once per type with T (the type) and SFX(name) defined.
+/* Winograd F(2x2, 3x3) transforms for one element type:
  *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
  *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
  *   A^T = [1 1 1 0; 0 1 -1 -1]
+ * Included by winograd.c once per copy (float64, float32, float32 for AVX2)
+ * with T (the type), UT (an unsigned integer of its size), SFX(name) and
+ * ATTR (a target attribute or nothing) defined.
  * Layouts: U [16][O][C] (or [16][C][O] transposed), V [16][C][Tc],
- * M and dM [16][O][Tc]; tile t = (image - n0) th tw + ty tw + tx.
- * Every loop over tiles of one row runs over tx with unit-stride stores, so
- * the compiler vectorises it; rows are staged through `st` (16 Wp elements,
- * Wp = 2 tw + 2) so padding never needs a branch in those loops. */
+ * M and dM [16][O][Tc]; tile t = (image - n0) th tw + ty tw + tx, so the
+ * tiles of one plane are contiguous in each of the 16 rows.
+ * Inner loops live in small functions with restrict parameters: gcc 12
+ * vectorised none of them when they sat in the callers (too many alias
+ * checks between the 16 rows and the staging buffer). Padding is staged
+ * (a zero-bordered plane in `st`), so no inner loop branches on it. */
 
 #ifndef NB__WINO_HOT_ONLY /* the weight transforms are cheap: one copy per type */
 /* U = G g G^T for every (o, c); trans: U laid out [16][C][O]. */

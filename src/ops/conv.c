@@ -67,7 +67,7 @@ typedef struct {
                                each plane is [2][PH][OW] and window k = (i, j) reads elements
                                2k, 2k + 1 of both halves: one pooling loop per plane */
     nb__geom hg[2];
-    int32_t *codes;   /* pool: argmax 0..3 per window, [N, O, PH, PW], or NULL */
+    int32_t *codes;         /* pool: argmax 0..3 per window, [N, O, PH, PW], or NULL */
     const char *yout;       /* backward with relu: the output (pooled with pool), for the mask */
     char *gmask;            /* backward with relu or pool: per part, one group's full dy */
     char *wt;               /* conv2d backward: W_g^T [K, Og] per group, made once, so the
@@ -194,45 +194,45 @@ static void relu_mask(nb_dtype dt, const void *g, const void *y, void *out, int6
  * in codes when given; ties keep the first, NaN wins, as max_pool2d), and
  * its adjoint: out [OH, OW] = the pooled gradient g at each window's argmax
  * where the pooled y > 0 (y given: the ReLU's mask), else 0. */
-#define POOL2(T, SUF, UT)                                                                   \
-    /* one output row; branch-free with restrict pointers so it vectorises (the        \
-     * NULL tests sit outside the loops: inside, gcc 12 gives up) */                      \
+#define POOL2(T, SUF, UT)                                                                  \
+    /* one output row; branch-free with restrict pointers so it vectorises (the            \
+     * NULL tests sit outside the loops: inside, gcc 12 gives up) */                       \
     static inline void pool2_row_##SUF(int64_t n, const T *restrict r0, const T *restrict r1, \
-                                       T *restrict out, int32_t *restrict code)     \
+                                       T *restrict out, int32_t *restrict code)            \
     {                                                                                      \
         if (!code) {                                                                       \
             for (int64_t j = 0; j < n; j++) {                                              \
                 T a = r0[2 * j], v1 = r0[2 * j + 1], v2 = r1[2 * j], v3 = r1[2 * j + 1];   \
                 a = ((v1 > a) | (v1 != v1)) ? v1 : a;                                      \
                 a = ((v2 > a) | (v2 != v2)) ? v2 : a;                                      \
-                out[j] = ((v3 > a) | (v3 != v3)) ? v3 : a;                                   \
+                out[j] = ((v3 > a) | (v3 != v3)) ? v3 : a;                                 \
             }                                                                              \
             return;                                                                        \
         }                                                                                  \
         for (int64_t j = 0; j < n; j++) {                                                  \
             T a = r0[2 * j], v1 = r0[2 * j + 1], v2 = r1[2 * j], v3 = r1[2 * j + 1];       \
-            int32_t c = 0;                                                                     \
+            int32_t c = 0;                                                                 \
             bool t1 = (v1 > a) | (v1 != v1);                                               \
-            a = t1 ? v1 : a;                                                            \
-            c = t1 ? 1 : c;                                       \
+            a = t1 ? v1 : a;                                                               \
+            c = t1 ? 1 : c;                                                                \
             bool t2 = (v2 > a) | (v2 != v2);                                               \
-            a = t2 ? v2 : a;                                                            \
-            c = t2 ? 2 : c;                                       \
+            a = t2 ? v2 : a;                                                               \
+            c = t2 ? 2 : c;                                                                \
             bool t3 = (v3 > a) | (v3 != v3);                                               \
-            a = t3 ? v3 : a;                                                            \
-            c = t3 ? 3 : c;                                       \
+            a = t3 ? v3 : a;                                                               \
+            c = t3 ? 3 : c;                                                                \
             out[j] = a;                                                                    \
-            code[j] = c;                                                    \
+            code[j] = c;                                                                   \
         }                                                                                  \
     }                                                                                      \
-    static void pool2_##SUF(const conv_job *J, const T *src, T *dst, int32_t *codes) \
+    static void pool2_##SUF(const conv_job *J, const T *src, T *dst, int32_t *codes)       \
     {                                                                                      \
         int64_t OW = J->g.OW;                                                              \
         for (int64_t i = 0; i < J->PH; i++)                                                \
             pool2_row_##SUF(J->PW, src + 2 * i * OW, src + (2 * i + 1) * OW, dst + i * J->PW, \
                             codes ? codes + i * J->PW : NULL);                             \
     }                                                                                      \
-    /* bit masks, not selects: the select form did not vectorise (4x slower) */           \
+    /* bit masks, not selects: the select form did not vectorise (4x slower) */            \
     static inline UT bits_##SUF(T x)                                                       \
     {                                                                                      \
         UT u;                                                                              \
@@ -259,7 +259,7 @@ static void relu_mask(nb_dtype dt, const void *g, const void *y, void *out, int6
         }                                                                                  \
     }                                                                                      \
     static void unpool2_##SUF(const conv_job *J, const T *g, const T *y,                   \
-                              const int32_t *codes, T *out)                          \
+                              const int32_t *codes, T *out)                                \
     {                                                                                      \
         int64_t OH = J->g.OH, OW = J->g.OW;                                                \
         for (int64_t i = 0; i < J->PH; i++) {                                              \
