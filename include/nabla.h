@@ -808,6 +808,13 @@ nb_tensor *nb_rnn_forward(nb_ctx *ctx, nb_module *rnn, nb_tensor *x, nb_tensor *
  * [N, 2H] = [h', c'] with c' = sigmoid(f) c + sigmoid(i) tanh(g),
  * h' = sigmoid(o) tanh(c'). nb_rnn_forward uses it; slice the halves. */
 nb_tensor *nb_lstm_cell(nb_ctx *ctx, nb_tensor *a, nb_tensor *b, nb_tensor *c);
+/* A whole LSTM direction as one op: xw [T, N, 4H] (x W_ih^T + b_ih for every
+ * step), w_hh [4H, H], b_hh [4H] or NULL, h0 and c0 [N, H] -> [T, N, 2H] with
+ * [h_t, c_t] at step t; reverse runs t = T-1 .. 0. Backpropagation through time
+ * is inside the op (one GEMM per step each way, W_hh's gradient as one GEMM
+ * over all steps). nb_rnn_forward uses it for LSTMs without lengths. */
+nb_tensor *nb_lstm_seq(nb_ctx *ctx, nb_tensor *xw, nb_tensor *w_hh, nb_tensor *b_hh, nb_tensor *h0,
+                       nb_tensor *c0, bool reverse);
 /* Scaled dot-product attention over q [..., Tq, D], k [..., Tk, D], v [..., Tk, Dv]:
  * softmax(q k^T / sqrt(D) + mask) v -> [..., Tq, Dv]. causal: query i sees keys
  * j <= i (+ Tk - Tq). key_pad (may be NULL): [N, Tk] U8/I32/I64, nonzero where

@@ -53,6 +53,7 @@ bool gen_embedding(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
 bool gen_spmm(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
 bool gen_attention(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
 bool gen_lstm_cell(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_lstm_seq(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
 
 /* input makers shared by the sample files: kind V_NORMAL (N(0,1)), V_POS
  * ([0.5, 2)), V_AWAY0 (|x| in [0.1, 1.5)), V_WIDE (N(0, 4)); F64 leaves

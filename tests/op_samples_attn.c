@@ -135,3 +135,37 @@ bool gen_lstm_cell(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
              "(torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)))(*p.chunk(4, 1)))(%s + x1, x2)", a);
     return true;
 }
+
+/* The LSTM sequence op: PyTorch replays the cell step by step (h and c
+ * carried by assignment expressions). Variants: forward with bias and
+ * learned initial states; reverse without bias; one step of one row. */
+static nb_tensor *fn_lstm_seq(nb_ctx *ctx, nb_tensor *const *x, int n, void *user)
+{
+    return nb_lstm_seq(ctx, x[0], x[1], n > 4 ? x[4] : NULL, x[2], x[3], S->keep != 0);
+}
+
+bool gen_lstm_seq(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
+{
+    int64_t T = 4, N = 3, H = 2;
+    s->n_in = 5;
+    s->fn = fn_lstm_seq;
+    switch (v) {
+    case 0: break;
+    case 1: s->keep = 1, s->n_in = 4, T = 5, N = 2, H = 3; break;
+    case 2: T = 1, N = 1; break;
+    default: return false;
+    }
+    s->in[0] = MK(V_NORMAL, T, N, 4 * H);
+    s->in[1] = MK(V_NORMAL, 4 * H, H);
+    s->in[2] = MK(V_NORMAL, N, H);
+    s->in[3] = MK(V_WIDE, N, H);
+    if (s->n_in > 4)
+        s->in[4] = MK(V_NORMAL, 4 * H);
+    snprintf(s->expr, sizeof s->expr,
+             "((h:=x2),(c:=x3),torch.stack([torch.cat([(h:=torch.sigmoid(o)*torch.tanh((c:=torch."
+             "sigmoid(f)*c+torch.sigmoid(i)*torch.tanh(g)))),c],1) for t in range(%s) for i,f,g,o "
+             "in [(x0[t]+h@x1.T%s).chunk(4,1)]])%s)[2]",
+             s->keep ? "x0.shape[0]-1,-1,-1" : "x0.shape[0]", s->n_in > 4 ? "+x4" : "",
+             s->keep ? ".flip(0)" : "");
+    return true;
+}

@@ -186,6 +186,126 @@ static void test_gradcheck(void **state)
     gradcheck_kind(NB_RNN_TANH, true, false, true);
 }
 
+/* ---- an embedding followed by a recurrent layer ---------------------------
+ * A sequential runs them as one (layer 0's input projection over the table,
+ * src/nn/rnn.c): the same outputs and gradients as the two run apart, and a
+ * float64 gradient check of the fused path. */
+static int64_t gates_of_kind(nb_rnn_kind k) { return k == NB_LSTM ? 4 : k == NB_GRU ? 3 : 1; }
+
+static bool tape_has_table_gather(nb_ctx *ctx, int64_t G)
+{
+    for (const nb__node *n = ctx->tape; n; n = n->prev)
+        if (n->op == NB__OP_EMBEDDING && n->in[0]->shape[1] == G)
+            return true;
+    return false;
+}
+
+typedef struct {
+    nb_module *seq;
+    int64_t rows, cols, V;
+} fused_user;
+
+static nb_tensor *fused_ids(nb_ctx *ctx, int64_t rows, int64_t cols, int64_t V)
+{
+    nb_tensor *ids = nb_zeros(ctx, NB_I64, NB_SHAPE(rows, cols));
+    for (int64_t i = 0; ids && i < rows * cols; i++)
+        nb_set(ids, i, (double)((i * 7 + 3) % V)); /* every row, the padding one too */
+    return ids;
+}
+
+static nb_tensor *fused_fn(nb_ctx *ctx, nb_tensor *const *in, int n, void *user)
+{
+    (void)in, (void)n;
+    const fused_user *u = user;
+    return flat(ctx, nb_module_forward(ctx, u->seq, fused_ids(ctx, u->rows, u->cols, u->V)));
+}
+
+static void fused_case(nb_rnn_kind k, bool bidir, bool bf, int64_t pad)
+{
+    nb_ctx *ctx = new_ctx(11);
+    const int64_t V = 5, E = 3, H = 4, T = 4, N = 3;
+    nb_module *emb = nb_embedding(ctx, "emb", V, E, pad);
+    nb_module *rnn = make(ctx, "rnn", k, E, H, 2, bidir, bf, true);
+    assert_non_null(emb);
+    to_f64(ctx, emb);
+    to_f64(ctx, rnn);
+    nb_module *seq = nb_sequential(ctx, NULL);
+    assert_int_equal(nb_sequential_add(ctx, seq, emb), NB_OK);
+    assert_int_equal(nb_sequential_add(ctx, seq, rnn), NB_OK);
+    nb_param_list pl;
+    assert_int_equal(nb_module_params(ctx, seq, &pl), NB_OK);
+    double *g1[2 * NB__MOD_MAX_T], *y0 = NULL;
+    nb_tensor *y[2];
+    for (int pass = 0; pass < 2; pass++) {
+        nb_arena_reset(ctx);
+        nb_zero_grads(ctx);
+        nb_tensor *ids = fused_ids(ctx, bf ? N : T, bf ? T : N, V);
+        y[pass] = pass == 0 ? nb_module_forward(ctx, seq, ids)
+                            : nb_module_forward(ctx, rnn, nb_module_forward(ctx, emb, ids));
+        if (!y[pass])
+            fail_msg("pass %d: %s", pass, nb_last_error(ctx));
+        /* with a padding index the two stay apart (see nb__rnn_fuses) */
+        assert_int_equal(tape_has_table_gather(ctx, gates_of_kind(k) * H),
+                         pass == 0 && pad < 0);
+        nb_tensor *w = randn(ctx, NB_F64, y[pass]->ndim, y[pass]->shape, false);
+        for (int64_t i = 0; i < nb_numel(w); i++) /* the same upstream weights both passes */
+            nb_set(w, i, sin(1.0 + (double)i));
+        assert_int_equal(nb_backward(ctx, dot(ctx, y[pass], w)), NB_OK);
+        if (pass == 0) {
+            y0 = malloc(sizeof(double) * (size_t)nb_numel(y[0]));
+            for (int64_t j = 0; j < nb_numel(y[0]); j++)
+                y0[j] = nb_get(y[0], j);
+            for (int i = 0; i < pl.n; i++) {
+                nb_tensor *g = pl.items[i].tensor->grad;
+                assert_non_null(g);
+                g1[i] = malloc(sizeof(double) * (size_t)nb_numel(g));
+                for (int64_t j = 0; j < nb_numel(g); j++)
+                    g1[i][j] = nb_get(g, j);
+            }
+            continue;
+        }
+        for (int64_t j = 0; j < nb_numel(y[1]); j++)
+            assert_true(fabs(y0[j] - nb_get(y[1], j)) <= 1e-12);
+        free(y0);
+        for (int i = 0; i < pl.n; i++) {
+            nb_tensor *g = pl.items[i].tensor->grad;
+            for (int64_t j = 0; j < nb_numel(g); j++)
+                if (fabs(g1[i][j] - nb_get(g, j)) > 1e-12 * (1 + fabs(g1[i][j])))
+                    fail_msg("%s[%lld]: fused %g, apart %g", pl.items[i].name, (long long)j,
+                             g1[i][j], nb_get(g, j));
+            if (pad >= 0 && pl.items[i].tensor == emb->t[0]) /* the padding row gets nothing */
+                for (int64_t j = 0; j < E; j++)
+                    assert_true(g1[0][pad * E + j] == 0.0);
+            free(g1[i]);
+        }
+    }
+    /* and the fused path against finite differences (a padding row has no
+     * gradient by definition, so only without one) */
+    nb_tensor *in[2 * NB__MOD_MAX_T];
+    for (int i = 0; i < pl.n; i++)
+        in[i] = pl.items[i].tensor;
+    fused_user u = {seq, bf ? N : T, bf ? T : N, V};
+    nb_gradcheck_opts go = nb_gradcheck_opts_default();
+    nb_gradcheck_result res;
+    nb_status st = pad >= 0 ? NB_OK
+                   : nb_gradcheck(ctx, fused_fn, &u, in, pl.n < 16 ? pl.n : 16, &go, &res);
+    if (st != NB_OK)
+        fail_msg("gradcheck: %s worst %g", nb_last_error(ctx), res.worst);
+    nb_param_list_free(ctx, &pl);
+    nb_module_free(ctx, seq);
+    nb_ctx_free(ctx);
+}
+
+static void test_embedding_fused(void **state)
+{
+    (void)state;
+    fused_case(NB_LSTM, false, true, -1);
+    fused_case(NB_LSTM, true, false, -1);
+    fused_case(NB_GRU, false, false, -1);
+    fused_case(NB_LSTM, false, false, 2);
+    fused_case(NB_RNN_TANH, true, true, -1);
+}
+
 /* ---- long sequences ---------------------------------------------------------- */
 static void test_long_sequence(void **state)
 {
@@ -447,6 +567,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_names_init), cmocka_unit_test(test_gradcheck),
         cmocka_unit_test(test_long_sequence), cmocka_unit_test(test_tbptt),
         cmocka_unit_test(test_dropout), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_embedding_fused),
         cmocka_unit_test(test_parity_dump),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

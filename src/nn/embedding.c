@@ -10,6 +10,8 @@ static nb_tensor *embedding_fwd(nb_ctx *ctx, nb_module *m, nb_tensor *x)
     return nb_embedding_op(ctx, m->t[0], x, m->i[2]);
 }
 
+bool nb__is_embedding(const nb_module *m) { return m && m->forward == embedding_fwd; }
+
 /* w NULL: N(0, 1) (torch's default); b is unused (no bias). Then the padding
  * row is zeroed, as torch's reset_parameters does. */
 static nb_status embedding_reset(nb_ctx *ctx, nb_module *m, const nb_init *w, const nb_init *b)

@@ -150,6 +150,14 @@ nb_tensor *nb__seq_run(nb_ctx *ctx, nb_module *m, nb_tensor *x)
     const nb_module *outer = ctx->cur_module;
     for (int i = 0; i < m->n_children && x; i++) {
         nb_module *c = m->children[i];
+        if (!ctx->observe && i + 1 < m->n_children && nb__rnn_fuses(c, m->children[i + 1], x)) {
+            /* embedding then a recurrent layer: one pass (see rnn.c); not
+             * while observed, since the embedding's output is never made */
+            c = m->children[++i];
+            ctx->cur_module = c;
+            x = nb__rnn_forward_ids(ctx, c, m->children[i - 1], x);
+            continue;
+        }
         ctx->cur_module = c; /* diagnostics name layers by it */
         x = c->forward(ctx, c, x);
         if (ctx->observe && x)

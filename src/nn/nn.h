@@ -39,4 +39,13 @@ static inline const char *nb__label(const nb_module *m) { return m->name ? m->na
  * child as the running layer for diagnostics and calling the observer. */
 nb_tensor *nb__seq_run(nb_ctx *ctx, nb_module *m, nb_tensor *x);
 
+/* True when m is an embedding layer (its table is t[0], padding index i[2]). */
+bool nb__is_embedding(const nb_module *m);
+/* An embedding followed by a recurrent layer that nb__seq_run may run as one:
+ * ids [N, T] (batch_first) or [T, N] of integers, more ids than table rows. */
+bool nb__rnn_fuses(const nb_module *emb, const nb_module *rnn, const nb_tensor *ids);
+/* rnn(emb(ids)) with zero initial states, layer 0's input projection taken
+ * over the embedding table (src/nn/rnn.c). */
+nb_tensor *nb__rnn_forward_ids(nb_ctx *ctx, nb_module *rnn, const nb_module *emb, nb_tensor *ids);
+
 #endif

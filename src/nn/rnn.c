@@ -4,10 +4,11 @@
  *         c' = sigmoid(f) c + sigmoid(i) tanh(g),  h' = sigmoid(o) tanh(c')
  *   GRU   r,z = sigmoid(chunks of x W_ih^T + b_ih + h W_hh^T + b_hh)
  *         n = tanh(x W_in^T + b_in + r (h W_hn^T + b_hn)),  h' = n + z (h - n)
- * There is no recurrent op and no backward code: every step is recorded on the
- * tape, so backward is backpropagation through time. The input projection of
- * all T steps is one linear over [T*N, in] before the loop (one large GEMM
- * instead of T small ones); only h W_hh^T remains per step.
+ * The input projection of all T steps is one linear over [T*N, in] before the
+ * loop (one large GEMM instead of T small ones); only h W_hh^T remains per
+ * step. An LSTM direction with no masked step is one op (nb_lstm_seq, which
+ * does backpropagation through time itself); otherwise, and for RNN and GRU,
+ * every step is recorded on the tape, so backward is BPTT with no code here.
  *
  * Variable lengths: a step t >= lengths[n] keeps row n's state (where(m, new,
  * old), exact, with the gradient going to the kept state) and outputs 0. The
@@ -207,16 +208,12 @@ static nb_status make_masks(nb_ctx *ctx, const nb_module *m, const nb_tensor *le
     return NB_OK;
 }
 
-nb_tensor *nb_rnn_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x, nb_tensor *h0, nb_tensor *c0,
-                          nb_tensor *lengths, nb_tensor **hn, nb_tensor **cn)
+/* The forward of nb_rnn_forward; with emb, x holds token ids ([T, N] or [N, T])
+ * of the embedding emb and layer 0's input projection is a table lookup. */
+static nb_tensor *rnn_run(nb_ctx *ctx, nb_module *m, nb_tensor *x, const nb_module *emb,
+                          nb_tensor *h0, nb_tensor *c0, nb_tensor *lengths, nb_tensor **hn,
+                          nb_tensor **cn)
 {
-    if (!ctx)
-        return NULL;
-    if (!m || m->forward != rnn_fwd) {
-        nb__err(ctx, NB_ERR_ARG, "rnn_forward: %s is not a recurrent layer",
-                m ? m->kind : "NULL module");
-        return NULL;
-    }
     if (nb__null_in(ctx, nb__label(m), 1, x))
         return NULL;
     nb_rnn_kind k = kind_of(m);
@@ -224,7 +221,10 @@ nb_tensor *nb_rnn_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x, nb_tensor *h0
     const bool bf = m->i[3] & F_BATCH_FIRST, bias = m->n_t == 4 * L * D;
     const int per = bias ? 4 : 2;
     char b[NB__SHAPE_BUF];
-    if (x->ndim != 3 || x->shape[2] != I) {
+    if (emb) {
+        if (x->ndim != 2) /* nb__rnn_fuses checked the rest */
+            return NULL;
+    } else if (x->ndim != 3 || x->shape[2] != I) {
         nb__err(ctx, NB_ERR_SHAPE, "%s: input %s should be %s with %lld features", nb__label(m),
                 nb_shape_str(x, b, sizeof b),
                 bf ? "[batch, time, features]" : "[time, batch, features]",
@@ -232,7 +232,7 @@ nb_tensor *nb_rnn_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x, nb_tensor *h0
         return NULL;
     }
     nb_dtype dt = m->t[0]->dtype;
-    if (x->dtype != dt) {
+    if (!emb && x->dtype != dt) {
         nb__err(ctx, NB_ERR_DTYPE, "%s: input is %s, the layer is %s", nb__label(m),
                 nb_dtype_name(x->dtype), nb_dtype_name(dt));
         return NULL;
@@ -281,13 +281,30 @@ nb_tensor *nb_rnn_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x, nb_tensor *h0
         for (int64_t d = 0; d < D; d++) {
             int64_t s = l * D + d; /* torch's order: layer0 fwd, layer0 bwd, layer1 fwd, ... */
             nb_tensor *const *p = m->t + s * per;
-            nb_tensor *xw = nb_linear_op(ctx, seq, p[0], bias ? p[2] : NULL); /* [T, N, G] */
+            nb_tensor *xw;
+            if (l == 0 && emb) /* the rows of E W_ih^T + b_ih [num, G] that the ids pick */
+                xw = nb_embedding_op(ctx, nb_linear_op(ctx, emb->t[0], p[0], bias ? p[2] : NULL),
+                                     seq, emb->i[2]);
+            else
+                xw = nb_linear_op(ctx, seq, p[0], bias ? p[2] : NULL); /* [T, N, G] */
             nb_tensor *h = h0 ? nb_squeeze(ctx, nb_slice(ctx, h0, 0, s, s + 1, 1), 0) : zero;
             nb_tensor *c = k != NB_LSTM ? NULL
                            : c0 ? nb_squeeze(ctx, nb_slice(ctx, c0, 0, s, s + 1, 1), 0) : zero;
             if (!xw || !h || (k == NB_LSTM && !c))
                 return NULL;
             nb_tensor **o = d ? outs_b : outs;
+            if (k == NB_LSTM && !mask[T - 1]) { /* no step masked: the sequence op */
+                nb_tensor *y = nb_lstm_seq(ctx, xw, p[1], bias ? p[3] : NULL, h, c, d == 1);
+                int64_t last = d ? 0 : T - 1;
+                nb_tensor *fin = y ? nb_squeeze(ctx, nb_slice(ctx, y, 0, last, last + 1, 1), 0)
+                                   : NULL;
+                hs[s] = fin ? nb_slice(ctx, fin, 1, 0, H, 1) : NULL;
+                cs[s] = fin ? nb_slice(ctx, fin, 1, H, 2 * H, 1) : NULL;
+                dir_out[d] = y ? nb_slice(ctx, y, 2, 0, H, 1) : NULL; /* [T, N, H] */
+                if (!hs[s] || !cs[s] || !dir_out[d])
+                    return NULL;
+                continue;
+            }
             for (int64_t j = 0; j < T; j++) {
                 int64_t t = d ? T - 1 - j : j;
                 nb_tensor *xt = nb_squeeze(ctx, nb_slice(ctx, xw, 0, t, t + 1, 1), 0);
@@ -326,4 +343,40 @@ nb_tensor *nb_rnn_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x, nb_tensor *h0
     if (cn && k == NB_LSTM && !(*cn = nb_stack(ctx, (int)(L * D), cs, 0)))
         return NULL;
     return bf ? nb_transpose(ctx, seq, 0, 1) : seq;
+}
+
+nb_tensor *nb_rnn_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x, nb_tensor *h0, nb_tensor *c0,
+                          nb_tensor *lengths, nb_tensor **hn, nb_tensor **cn)
+{
+    if (!ctx)
+        return NULL;
+    if (!m || m->forward != rnn_fwd) {
+        nb__err(ctx, NB_ERR_ARG, "rnn_forward: %s is not a recurrent layer",
+                m ? m->kind : "NULL module");
+        return NULL;
+    }
+    return rnn_run(ctx, m, x, NULL, h0, c0, lengths, hn, cn);
+}
+
+/* Why: x W_ih^T over embedded tokens only ever takes num distinct rows, so
+ * when a batch holds more tokens than the vocabulary has rows, the product
+ * over the table (then a gather, whose backward sums each token's gradient
+ * into its row) does less work than the one over the tokens, in both
+ * directions of the pass: for the benchmark's byte LSTM, 256 rows instead of
+ * 2,048 tokens. The function and its gradients are the same. */
+bool nb__rnn_fuses(const nb_module *emb, const nb_module *rnn, const nb_tensor *ids)
+{
+    if (!emb || !rnn || !ids || rnn->forward != rnn_fwd || !nb__is_embedding(emb) ||
+        !nb__is_int(ids->dtype) || ids->ndim != 2)
+        return false;
+    /* a padding row takes no gradient, but its tokens' projections still
+     * feed b_ih's: the table's row cannot stand for both */
+    const nb_tensor *E = emb->t[0];
+    return emb->i[2] < 0 && E->dtype == rnn->t[0]->dtype && E->shape[1] == rnn->i[0] &&
+           E->shape[0] < nb__numel(ids);
+}
+
+nb_tensor *nb__rnn_forward_ids(nb_ctx *ctx, nb_module *rnn, const nb_module *emb, nb_tensor *ids)
+{
+    return rnn_run(ctx, rnn, ids, emb, NULL, NULL, NULL, NULL, NULL);
 }
