@@ -4,7 +4,9 @@
  * the replay unmasks such rows and multiplies their probabilities by 0).
  * Variants: plain 3-D; causal with Tq < Tk (offset Tk - Tq); 4-D [N, H, T, D]
  * with key padding x3 (u8) and causal; batch dims that broadcast (the op's
- * inputs are expanded; expand's backward sums); rows with no visible key. */
+ * inputs are expanded; expand's backward sums); rows with no visible key;
+ * causal over several blocks of query rows (Tq = Tk, Tq < Tk with padding, and
+ * Tq > Tk with a block that sees nothing). */
 #include "op_samples.h"
 
 #include <math.h>
@@ -79,6 +81,29 @@ bool gen_attention(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
         s->in[0] = MK(V_NORMAL, 1, 5, 2);
         s->in[1] = MK(V_NORMAL, 1, 3, 2);
         s->in[2] = MK(V_NORMAL, 1, 3, 2);
+        break;
+    case 6: /* causal over several blocks of query rows (src/ops/attention.c) */
+        Tq = 70, Tk = 70, D = 2;
+        s->keep = 1;
+        s->in[0] = MK(V_NORMAL, 1, 70, 2);
+        s->in[1] = MK(V_NORMAL, 1, 70, 2);
+        s->in[2] = MK(V_NORMAL, 1, 70, 3);
+        break;
+    case 7: /* the same with Tq < Tk, and key padding */
+        Tq = 40, Tk = 75, D = 2, kp_dims = 3;
+        s->keep = 1;
+        s->in[0] = MK(V_NORMAL, 2, 40, 2);
+        s->in[1] = MK(V_NORMAL, 2, 75, 2);
+        s->in[2] = MK(V_NORMAL, 2, 75, 2);
+        s->in[3] = pad_of(ctx, 2, 75, pad2);
+        s->n_in = 4;
+        break;
+    case 8: /* Tq > Tk: a whole block of rows sees no key */
+        Tq = 70, Tk = 20, D = 2;
+        s->keep = 1;
+        s->in[0] = MK(V_NORMAL, 1, 70, 2);
+        s->in[1] = MK(V_NORMAL, 1, 20, 2);
+        s->in[2] = MK(V_NORMAL, 1, 20, 2);
         break;
     default: return false;
     }
