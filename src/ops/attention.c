@@ -85,25 +85,25 @@ static bool padded(const job_t *J, int64_t b, int64_t j)
             int64_t last = J->causal ? i + Tk - Tq : Tk - 1; /* visible j <= last */         \
             if (last > Tk - 1)                                                               \
                 last = Tk - 1;                                                               \
-            T m = -INFINITY;                                                                 \
-            for (int64_t j = 0; j <= last; j++)                                              \
-                if (!(hide && hide[j]) && (r[j] > m || r[j] != r[j]))                        \
-                    m = r[j];                                                                \
-            T s = 0;                                                                         \
+            T m = -INFINITY, s = 0;                                                          \
             if (hide) {                                                                      \
+                for (int64_t j = 0; j <= last; j++)                                          \
+                    if (!hide[j] && (r[j] > m || r[j] != r[j]))                              \
+                        m = r[j];                                                            \
                 for (int64_t j = 0; j <= last; j++) {                                        \
                     T e = hide[j] ? (T)0 : EXP(r[j] - m);                                    \
                     r[j] = e;                                                                \
                     s += e;                                                                  \
                 }                                                                            \
-            } else if (last >= 0) { /* no select in the loop: the vector exp */              \
+            } else if (last >= 0) { /* vector max, exp and sum */                            \
+                m = rmax_##SUF(r, last + 1);                                                 \
                 for (int64_t j = 0; j <= last; j++)                                          \
                     r[j] -= m;                                                               \
                 EXP_N(last + 1, r, r);                                                       \
-                for (int64_t j = 0; j <= last; j++)                                          \
-                    s += r[j];                                                               \
+                s = rdot_##SUF(r, NULL, last + 1);                                           \
             }                                                                                \
-            T inv = s > 0 ? (T)1 / s : (T)0; /* no visible key: a row of zeros */            \
+            /* no visible key: a row of zeros; a NaN or inf score: a row of NaN */           \
+            T inv = s > 0 ? (T)1 / s : s != s ? s : (T)0;                                    \
             for (int64_t j = 0; j <= last; j++)                                              \
                 r[j] *= inv;                                                                 \
             for (int64_t j = last + 1 > 0 ? last + 1 : 0; j < Tk; j++)                       \
@@ -117,13 +117,52 @@ static bool padded(const job_t *J, int64_t b, int64_t j)
         const int64_t Tk = J->Tk;                                                            \
         for (int64_t i = i0; i < i1; i++) {                                                  \
             const T *p = P + i * Tk;                                                         \
-            T *d = dP + i * Tk, s = 0;                                                       \
-            for (int64_t j = 0; j < kb; j++)                                                 \
-                s += d[j] * p[j];                                                            \
+            T *d = dP + i * Tk, s = rdot_##SUF(d, p, kb);                                    \
             for (int64_t j = 0; j < kb; j++)                                                 \
                 d[j] = p[j] * (d[j] - s);                                                    \
         }                                                                                    \
     }
+/* Row reductions in 8 partial results, so that they vectorise (a single
+ * running max or sum is a serial chain the compiler must keep in order). The
+ * max ignores NaN; a NaN then shows in the sum, which the softmax checks. */
+#define ROW_REDS(T, SUF)                                                                 \
+    static T rmax_##SUF(const T *r, int64_t n)                                           \
+    {                                                                                    \
+        T m[8], mm = -INFINITY;                                                          \
+        for (int l = 0; l < 8; l++)                                                      \
+            m[l] = -INFINITY;                                                            \
+        int64_t j = 0;                                                                   \
+        for (; j + 8 <= n; j += 8)                                                       \
+            for (int l = 0; l < 8; l++)                                                  \
+                m[l] = r[j + l] > m[l] ? r[j + l] : m[l];                                \
+        for (; j < n; j++)                                                               \
+            mm = r[j] > mm ? r[j] : mm;                                                  \
+        for (int l = 0; l < 8; l++)                                                      \
+            mm = m[l] > mm ? m[l] : mm;                                                  \
+        return mm;                                                                       \
+    }                                                                                    \
+    /* sum of a[j] b[j] (b NULL: of a[j]) */                                             \
+    static T rdot_##SUF(const T *a, const T *b, int64_t n)                               \
+    {                                                                                    \
+        T acc[8] = {0}, s = 0;                                                           \
+        int64_t j = 0;                                                                   \
+        if (b)                                                                           \
+            for (; j + 8 <= n; j += 8)                                                   \
+                for (int l = 0; l < 8; l++)                                              \
+                    acc[l] += a[j + l] * b[j + l];                                       \
+        else                                                                             \
+            for (; j + 8 <= n; j += 8)                                                   \
+                for (int l = 0; l < 8; l++)                                              \
+                    acc[l] += a[j + l];                                                  \
+        for (; j < n; j++)                                                               \
+            s += b ? a[j] * b[j] : a[j];                                                 \
+        for (int l = 0; l < 8; l++)                                                      \
+            s += acc[l];                                                                 \
+        return s;                                                                        \
+    }
+ROW_REDS(float, f32)
+ROW_REDS(double, f64)
+
 static void exp_n_f64(int64_t n, double *y, const double *x)
 {
     for (int64_t i = 0; i < n; i++)
