@@ -122,7 +122,7 @@ static void test_sweep(void **state)
 static void test_gelu(void **state)
 {
     (void)state;
-    double phi_abs = 0, phi_rel = 0, gelu_rel = 0, grad_abs = 0;
+    double phi_abs = 0, phi_rel = 0, gelu_rel = 0, grad_abs = 0, grady_abs = 0;
     float at_rel = 0;
     static float xs[1031], ys[1031];
     int64_t nc = 0;
@@ -153,15 +153,22 @@ static void test_gelu(void **state)
         if (fabs(xd * rp) > 1e-30)
             gelu_rel = fmax(gelu_rel, fabs(g - xd * rp) / fabs(xd * rp));
         grad_abs = fmax(grad_abs, fabs(d - (rp + xd * rpdf)));
+        /* the backward's form, from the forward's output */
+        grady_abs = fmax(grady_abs, fabs(nb__vgelu_grad_yf(x, g) - (rp + xd * rpdf)));
     }
     printf("Phi      abs %.3g, rel %.3g (at %a) where Phi > 1e-30\n", phi_abs, phi_rel, at_rel);
-    printf("gelu     rel %.3g where |gelu| > 1e-30; gradient abs %.3g\n", gelu_rel, grad_abs);
+    printf("gelu     rel %.3g where |gelu| > 1e-30; gradient abs %.3g, from y %.3g\n", gelu_rel,
+           grad_abs, grady_abs);
     /* measured: Phi abs 2.5e-7 (about 4 ulp at 0.5: the float polynomial),
      * rel 1.7e-5 at x = -11.4 (z^2 rounded inside the exponent); gradient abs 2.6e-7 */
     assert_true(phi_abs < 3e-7);
     assert_true(phi_rel < 3e-5);
     assert_true(gelu_rel < 3e-5);
     assert_true(grad_abs < 4e-7);
+    assert_true(grady_abs < 4e-7);
+    assert_true(nb__vgelu_grad_yf(0.0f, 0.0f) == 0.5f);
+    assert_true(nb__vgelu_grad_yf(40.0f, 40.0f) == 1.0f && nb__vgelu_grad_yf(-40.0f, -0.0f) == 0.0f);
+    assert_true(isnan(nb__vgelu_grad_yf(NAN, NAN)));
     assert_true(nb__vphif(INFINITY) == 1.0f && nb__vphif(-INFINITY) == 0.0f);
     assert_true(nb__vgeluf(INFINITY) == INFINITY && nb__vgeluf(0.0f) == 0.0f);
     assert_true(nb__vgeluf(-40.0f) == 0.0f && nb__vgeluf(40.0f) == 40.0f);

@@ -42,33 +42,36 @@ NB__VMATH_N(nb__vtanh_n, nb__vtanhf)
 NB__VMATH_N(nb__vsigmoid_n, nb__vsigmoidf)
 NB__VMATH_N(nb__vgelu_n, nb__vgeluf)
 
-/* the GELU's backward: dx[i] = g[i] gelu'(x[i]), or += with accumulate */
+/* the GELU's backward: dx[i] = g[i] gelu'(x[i], y[i]), or += with accumulate */
 #define NB__VGELU_BWD_LOOP                                                              \
     if (acc)                                                                            \
         for (int64_t i = 0; i < n; i++)                                                 \
-            dx[i] += g[i] * nb__vgelu_gradf(x[i]);                                      \
+            dx[i] += g[i] * nb__vgelu_grad_yf(x[i], y[i]);                              \
     else                                                                                \
         for (int64_t i = 0; i < n; i++)                                                 \
-            dx[i] = g[i] * nb__vgelu_gradf(x[i]);
+            dx[i] = g[i] * nb__vgelu_grad_yf(x[i], y[i]);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(NB_NO_AVX2)
 __attribute__((target("avx2"))) static void gelu_bwd_avx2(int64_t n, float *dx, const float *g,
-                                                          const float *x, int acc)
+                                                          const float *x, const float *y, int acc)
 {
     NB__VGELU_BWD_LOOP
 }
-static void gelu_bwd_base(int64_t n, float *dx, const float *g, const float *x, int acc)
+static void gelu_bwd_base(int64_t n, float *dx, const float *g, const float *x, const float *y,
+                          int acc)
 {
     NB__VGELU_BWD_LOOP
 }
-void nb__vgelu_bwd_n(int64_t n, float *dx, const float *g, const float *x, int acc)
+void nb__vgelu_bwd_n(int64_t n, float *dx, const float *g, const float *x, const float *y,
+                     int acc)
 {
     if (__builtin_cpu_supports("avx2"))
-        gelu_bwd_avx2(n, dx, g, x, acc);
+        gelu_bwd_avx2(n, dx, g, x, y, acc);
     else
-        gelu_bwd_base(n, dx, g, x, acc);
+        gelu_bwd_base(n, dx, g, x, y, acc);
 }
 #else
-void nb__vgelu_bwd_n(int64_t n, float *dx, const float *g, const float *x, int acc)
+void nb__vgelu_bwd_n(int64_t n, float *dx, const float *g, const float *x, const float *y,
+                     int acc)
 {
     NB__VGELU_BWD_LOOP
 }

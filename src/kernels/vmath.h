@@ -146,14 +146,28 @@ static inline float nb__vgelu_gradf(float x)
     return nb__vphif(x) + x * (0.39894228040143268f * nb__vexpf(-0.5f * x * x));
 }
 
+/* The same derivative given y = x Phi(x) from the forward: Phi(x) = y / x,
+ * whose two roundings (y's and the division's) cost at most 2 ulp, and near 0
+ * Phi(x) = 1/2 + x / sqrt(2 pi) (the next term, x^3 / (6 sqrt(2 pi)), is below
+ * 1.6e-11 there). Why: it saves the erfc fit, an exp and a division per
+ * element, about half the backward's time (the GELU's backward was 6% of the
+ * benchmark GPT's step). */
+static inline float nb__vgelu_grad_yf(float x, float y)
+{
+    float ax = nb__u2f(nb__f2u(x) & 0x7fffffffu);
+    float Phi = nb__selectf(ax < 0x1p-10f, 0.5f + x * 0.39894228040143268f, y / x);
+    return Phi + x * (0.39894228040143268f * nb__vexpf(-0.5f * x * x));
+}
+
 /* y[i] = f(x[i]) for i < n, the same bits as the functions above, in
  * kernels/vmath.c (a runtime choice of AVX2 or SSE2 on x86-64). */
 void nb__vexp_n(int64_t n, float *y, const float *x);
 void nb__vtanh_n(int64_t n, float *y, const float *x);
 void nb__vsigmoid_n(int64_t n, float *y, const float *x);
 void nb__vgelu_n(int64_t n, float *y, const float *x);
-/* dx[i] = g[i] gelu'(x[i]) (acc: +=) */
-void nb__vgelu_bwd_n(int64_t n, float *dx, const float *g, const float *x, int acc);
+/* dx[i] = g[i] gelu'(x[i]) (acc: +=), given the forward's y = gelu(x) */
+void nb__vgelu_bwd_n(int64_t n, float *dx, const float *g, const float *x, const float *y,
+                     int acc);
 
 /* Type-generic forms for kernels written once for float and double: float
  * takes the functions above, double stays on libm. */

@@ -95,7 +95,7 @@ static void gelu_bwd_f32(int64_t n, char *const *p, const int64_t *s, const void
 {
     if (NB__CONTIG4(s, float))
         nb__vgelu_bwd_n(n, (float *)p[0], (const float *)p[1], (const float *)p[2],
-                        !((const nb__attrs *)arg)->write);
+                        (const float *)p[3], !((const nb__attrs *)arg)->write);
     else
         gelu_bwd_f32_any(n, p, s, arg);
 }
