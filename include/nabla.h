@@ -823,6 +823,13 @@ nb_tensor *nb_lstm_seq(nb_ctx *ctx, nb_tensor *xw, nb_tensor *w_hh, nb_tensor *b
  * probabilities for backward. */
 nb_tensor *nb_attention(nb_ctx *ctx, nb_tensor *q, nb_tensor *k, nb_tensor *v, bool causal,
                         nb_tensor *key_pad);
+/* The same over packed heads: qkv [N, T, 3E] holds q, k, v as thirds of the
+ * last dim, each split into `heads` heads of D = E / heads columns; returns
+ * [N, T, E] with head h's output in columns [h D, (h + 1) D) (the layout of
+ * torch.nn.MultiheadAttention's in_proj and out_proj). key_pad: [N, T] or
+ * NULL. Self-attention layers use it: no copies to split or merge heads. */
+nb_tensor *nb_attention_qkv(nb_ctx *ctx, nb_tensor *qkv, int heads, bool causal,
+                            nb_tensor *key_pad);
 /* torch.nn.MultiheadAttention (batch_first, one in_proj [3E, E] + bias and an
  * out_proj, parameters "in_proj_weight", "in_proj_bias", "out_proj.weight",
  * "out_proj.bias", torch's init): self-attention of x [N, T, E] with `heads`

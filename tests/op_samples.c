@@ -878,6 +878,7 @@ const sample_gen op_samples[NB__OP_COUNT] = {
     [NB__OP_EMBEDDING] = gen_embedding,
     [NB__OP_SPMM] = gen_spmm,
     [NB__OP_ATTENTION] = gen_attention,
+    [NB__OP_ATTENTION_QKV] = gen_attention_qkv,
     [NB__OP_LSTM_CELL] = gen_lstm_cell,
     [NB__OP_LSTM_SEQ] = gen_lstm_seq,
 };

@@ -52,6 +52,7 @@ bool gen_quantize_ste(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
 bool gen_embedding(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
 bool gen_spmm(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
 bool gen_attention(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
+bool gen_attention_qkv(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
 bool gen_lstm_cell(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
 bool gen_lstm_seq(nb_ctx *ctx, nb_rng *r, int v, op_sample *s);
 

@@ -121,6 +121,42 @@ bool gen_attention(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
     return true;
 }
 
+/* Attention over packed heads (nb_attention_qkv): PyTorch splits x0 into q,
+ * k, v and heads, runs the same softmax attention and merges the heads.
+ * Variants: plain; causal over several row blocks; causal with key padding. */
+static nb_tensor *fn_attention_qkv(nb_ctx *ctx, nb_tensor *const *x, int n, void *user)
+{
+    return nb_attention_qkv(ctx, x[0], S->axis, S->keep != 0, n > 1 ? x[1] : NULL);
+}
+
+bool gen_attention_qkv(nb_ctx *ctx, nb_rng *r, int v, op_sample *s)
+{
+    static const int pad2[2] = {1, 3};
+    int64_t N = 2, T = 5, H = 2, D = 3;
+    s->n_in = 1;
+    s->fn = fn_attention_qkv;
+    switch (v) {
+    case 0: break;
+    case 1: N = 1, T = 70, D = 2, s->keep = 1; break;
+    case 2: T = 6, H = 3, D = 2, s->keep = 1, s->n_in = 2; break;
+    default: return false;
+    }
+    s->axis = (int)H;
+    s->in[0] = MK(V_NORMAL, N, T, 3 * H * D);
+    if (s->n_in > 1)
+        s->in[1] = pad_of(ctx, N, T, pad2);
+    snprintf(s->expr, sizeof s->expr,
+             "(lambda N,T,H:(lambda q,k,v:(torch.softmax((q@k.transpose(-2,-1)*%.17g).masked_fill("
+             "%s,float('-inf')),-1)@v).transpose(1,2).reshape(N,T,-1))(*[t.reshape(N,T,H,-1)."
+             "transpose(1,2) for t in x0.chunk(3,-1)]))(*x0.shape[:2],%d)",
+             1.0 / sqrt((double)D),
+             s->n_in > 1 ? "torch.ones(T,T,dtype=torch.bool).triu(1)|x1.bool()[:,None,None,:]"
+             : s->keep   ? "torch.ones(T,T,dtype=torch.bool).triu(1)"
+                         : "torch.zeros(1,dtype=torch.bool)",
+             (int)H);
+    return true;
+}
+
 /* The LSTM cell (ops/lstm_cell.c): PyTorch replays the composition it
  * replaces, torch.nn.LSTM's step. Variants: plain; the gates given as
  * row-strided views (a slice of a wider tensor, as the layer passes them)

@@ -2,8 +2,9 @@
  * src/ops/attention.c).
  *   MHA (torch.nn.MultiheadAttention, batch_first, self-attention):
  *     [q k v] = x W_in^T + b_in   (one linear [N, T, 3E])
- *     heads: [N, T, 3, H, D] -> [3, N, H, T, D], attention per head,
- *     back to [N, T, E], then out_proj (a child linear).
+ *     attention per head by nb_attention_qkv, which reads the heads in place
+ *     and writes [N, T, E] (head h in columns [h D, (h + 1) D)), then
+ *     out_proj (a child linear).
  *   positional: y = x + PE[:T], PE sinusoidal (a buffer) or learned.
  */
 #include "nn/nn.h"
@@ -84,7 +85,7 @@ nb_tensor *nb_mha_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x, bool causal, 
     }
     if (nb__null_in(ctx, nb__label(m), 1, x))
         return NULL;
-    const int64_t E = m->i[0], H = m->i[1], D = E / H;
+    const int64_t E = m->i[0], H = m->i[1];
     char b[NB__SHAPE_BUF];
     if (x->ndim != 3 || x->shape[2] != E || x->shape[0] < 1 || x->shape[1] < 1) {
         nb__err(ctx, NB_ERR_SHAPE, "%s: input %s should be [batch, time, %lld]", nb__label(m),
@@ -109,19 +110,8 @@ nb_tensor *nb_mha_forward(nb_ctx *ctx, nb_module *m, nb_tensor *x, bool causal, 
         return NULL;
     }
     nb_tensor *qkv = nb_linear_op(ctx, x, m->t[0], m->t[1]); /* [N, T, 3E] */
-    qkv = nb_reshape(ctx, qkv, NB_SHAPE(N, T, 3, H, D));
-    qkv = nb_permute(ctx, qkv, NB_AXES(2, 0, 3, 1, 4)); /* [3, N, H, T, D] */
-    if (!qkv)
-        return NULL;
-    nb_tensor *p[3];
-    for (int i = 0; i < 3; i++)
-        if (!(p[i] = nb_squeeze(ctx, nb_slice(ctx, qkv, 0, i, i + 1, 1), 0)))
-            return NULL;
-    nb_tensor *a = nb_attention(ctx, p[0], p[1], p[2], causal, key_pad); /* [N, H, T, D] */
-    if (!a)
-        return NULL;
-    a = nb_contiguous(ctx, nb_permute(ctx, a, NB_AXES(0, 2, 1, 3))); /* [N, T, H, D] */
-    a = nb_reshape(ctx, a, NB_SHAPE(N, T, E));
+    /* the heads addressed in place: [N, T, E], head h in columns [h D, (h + 1) D) */
+    nb_tensor *a = nb_attention_qkv(ctx, qkv, (int)H, causal, key_pad);
     if (!a)
         return NULL;
     return nb_module_forward(ctx, m->children[0], a);
