@@ -91,9 +91,9 @@ typedef struct {
         if (!ip) {                                                                       \
             for (int64_t j = 0; j < m; j++) {                                            \
                 T a = r0[2 * j], v1 = r0[2 * j + 1], v2 = r1[2 * j], v3 = r1[2 * j + 1]; \
-                a = (v1 > a) | (v1 != v1) ? v1 : a;                                      \
-                a = (v2 > a) | (v2 != v2) ? v2 : a;                                      \
-                yo[j] = (v3 > a) | (v3 != v3) ? v3 : a;                                  \
+                a = ((v1 > a) | (v1 != v1)) ? v1 : a;                                    \
+                a = ((v2 > a) | (v2 != v2)) ? v2 : a;                                    \
+                yo[j] = ((v3 > a) | (v3 != v3)) ? v3 : a;                                \
             }                                                                            \
             return;                                                                      \
         }                                                                                \
