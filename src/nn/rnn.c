@@ -221,10 +221,8 @@ static nb_tensor *rnn_run(nb_ctx *ctx, nb_module *m, nb_tensor *x, const nb_modu
     const bool bf = m->i[3] & F_BATCH_FIRST, bias = m->n_t == 4 * L * D;
     const int per = bias ? 4 : 2;
     char b[NB__SHAPE_BUF];
-    if (emb) {
-        if (x->ndim != 2) /* nb__rnn_fuses checked the rest */
-            return NULL;
-    } else if (x->ndim != 3 || x->shape[2] != I) {
+    /* ids (emb): nb__rnn_fuses checked them */
+    if (!emb && (x->ndim != 3 || x->shape[2] != I)) {
         nb__err(ctx, NB_ERR_SHAPE, "%s: input %s should be %s with %lld features", nb__label(m),
                 nb_shape_str(x, b, sizeof b),
                 bf ? "[batch, time, features]" : "[time, batch, features]",
