@@ -83,6 +83,9 @@ static void gemm1(nb_dtype dt, int64_t m, int64_t n, int64_t k, double alpha, nb
             small_f64(m, n, k, alpha, A, B, beta, (double *)C, ldc);
         return;
     }
+    if (dt == NB_F32 && m * n * k <= NB__SGEMM_SMALL_MAX &&
+        nb__sgemm_small(m, n, k, (float)alpha, A, B, (float)beta, (float *)C, ldc))
+        return;
     enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
     if (dt == NB_F32)
         cblas_sgemm(CblasRowMajor, TA, TB, (int)m, (int)n, (int)k, (float)alpha, A.p, (int)lda,

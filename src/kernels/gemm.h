@@ -29,4 +29,14 @@ bool nb__mat_blas_ok(int64_t rows, int64_t cols, int64_t rs, int64_t cs);
 void nb__gemm(nb_dtype dt, int64_t m, int64_t n, int64_t k, double alpha, nb__mat A, nb__mat B,
               double beta, void *C, int64_t ldc, int nthreads);
 
+/* Small float32 products (k <= NB__SGEMM_SMALL_K, B's rows contiguous) by
+ * kernels/sgemm_small.c's AVX2 tiles, without BLAS's packing; false (and
+ * nothing done) where that does not apply or the CPU lacks AVX2 and FMA. */
+#define NB__SGEMM_SMALL_K 512
+/* ... and at most this many multiply-adds: above it OpenBLAS's packing pays
+ * (256^3: 73 against 60 GFLOP/s; 128 x 128 x 32: 44-60 against 62-65) */
+#define NB__SGEMM_SMALL_MAX (1 << 21)
+bool nb__sgemm_small(int64_t m, int64_t n, int64_t k, float alpha, nb__mat A, nb__mat B,
+                     float beta, float *C, int64_t ldc);
+
 #endif

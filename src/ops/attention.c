@@ -33,6 +33,7 @@ typedef struct {
     void *y, *P;                 /* contiguous [nmat, Tq, Dv], [nmat, Tq, Tk] */
     const void *g;               /* backward: dy, contiguous */
     void *dq, *dk, *dv, *work;   /* grads (contiguous, may be NULL), per-slot scratch */
+    void *tr;                    /* per slot: k^T forward, v^T backward ([D or Dv, Tk]) */
     bool wq, wk, wv;             /* store (beta 0) instead of accumulate */
     int nslots;
     /* 0: y, dy, dq, dk, dv are contiguous [nmat, T, width]; H > 0: the packed
@@ -213,6 +214,23 @@ static nb__mat from_row(nb__mat M, int64_t r0, size_t es)
     return M;
 }
 
+/* M [rows, cols] (any strides) -> dst [cols, rows], contiguous. Why: the
+ * products with k^T and v^T then read rows of contiguous keys, which the
+ * small float32 kernel needs (kernels/sgemm_small.c: it reads B in place),
+ * and one copy serves every row block of the batch matrix. */
+static nb__mat transposed(nb__mat M, int64_t rows, int64_t cols, void *dst, size_t es)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            const char *src = (const char *)M.p + (r * M.rs + c * M.cs) * (int64_t)es;
+            if (es == sizeof(float))
+                ((float *)dst)[c * rows + r] = *(const float *)src;
+            else
+                ((double *)dst)[c * rows + r] = *(const double *)src;
+        }
+    return cmat(dst, 0, rows, 1, es);
+}
+
 static void fwd_slots(int64_t s0, int64_t s1, void *arg)
 {
     const job_t *J = arg;
@@ -226,8 +244,9 @@ static void fwd_slots(int64_t s0, int64_t s1, void *arg)
             const int64_t ly = y_ld(J);
             for (int64_t j = 0; hide && j < Tk; j++)
                 hide[j] = padded(J, b, j);
-            nb__mat q = mat(J, J->q, b, false), kt = mat(J, J->k, b, true);
-            nb__mat v = mat(J, J->v, b, false);
+            nb__mat q = mat(J, J->q, b, false), v = mat(J, J->v, b, false);
+            nb__mat kt = transposed(mat(J, J->k, b, false), Tk, J->D,
+                                    (char *)J->tr + s * J->D * Tk * (int64_t)es, es);
             for (int64_t i0 = 0; i0 < Tq; i0 += RB) {
                 int64_t i1 = i0 + RB < Tq ? i0 + RB : Tq, kb = keys_seen(J, i1);
                 if (kb > 0) /* S = c q k^T */
@@ -262,8 +281,10 @@ static void bwd_slots(int64_t s0, int64_t s1, void *arg)
             char *dk = J->dk ? (char *)J->dk + in_off(J, b, Tk, D) * (int64_t)es : NULL;
             char *dv = J->dv ? (char *)J->dv + in_off(J, b, Tk, Dv) * (int64_t)es : NULL;
             const int64_t lg = y_ld(J), lq = in_ld(J, D), lv = in_ld(J, Dv);
-            nb__mat q = mat(J, J->q, b, false), k = mat(J, J->k, b, false);
-            nb__mat vt = mat(J, J->v, b, true);
+            nb__mat q = mat(J, J->q, b, false), k = mat(J, J->k, b, false), vt = {0};
+            if (dq || dk)
+                vt = transposed(mat(J, J->v, b, false), Tk, Dv,
+                                (char *)J->tr + s * Dv * Tk * (int64_t)es, es);
             /* the last block sees every key, so it goes first: a store (beta
              * 0) into dk and dv covers them, the others add */
             bool first = true;
@@ -406,6 +427,8 @@ nb_tensor *nb_attention(nb_ctx *ctx, nb_tensor *q, nb_tensor *k, nb_tensor *v, b
     J.nslots = slots(ctx, J.nmat, Tq * Tk * (D + Dv));
     if (key_pad && !(J.work = nb_arena_alloc(ctx, (size_t)(J.nslots * Tk))))
         return NULL;
+    if (!(J.tr = nb_arena_alloc(ctx, (size_t)(J.nslots * D * Tk) * nb__esize(J.dt))))
+        return NULL;
     nb__parallel_for(J.nslots, J.nslots, 1 << 20, fwd_slots, &J);
     if (nb__needs_grad(ctx, 3, in)) {
         nb__node *nd = nb__record(ctx, NB__OP_ATTENTION, y, key_pad ? 4 : 3, in);
@@ -443,7 +466,8 @@ nb_status nb__attention_backward(nb_ctx *ctx, nb__node *n)
     J.dv = dv ? dv->data : NULL;
     J.nslots = slots(ctx, J.nmat, J.Tq * J.Tk * (2 * J.D + 2 * J.Dv));
     if ((dq || dk) &&
-        !(J.work = nb_arena_alloc(ctx, (size_t)(J.nslots * J.Tq * J.Tk) * nb__esize(J.dt))))
+        (!(J.work = nb_arena_alloc(ctx, (size_t)(J.nslots * J.Tq * J.Tk) * nb__esize(J.dt))) ||
+         !(J.tr = nb_arena_alloc(ctx, (size_t)(J.nslots * J.Dv * J.Tk) * nb__esize(J.dt)))))
         return ctx->err;
     nb__parallel_for(J.nslots, J.nslots, 1 << 20, bwd_slots, &J);
     return NB_OK;
@@ -538,6 +562,8 @@ nb_tensor *nb_attention_qkv(nb_ctx *ctx, nb_tensor *qkv, int heads, bool causal,
     J.nslots = slots(ctx, J.nmat, T * T * 2 * J.D);
     if (key_pad && !(J.work = nb_arena_alloc(ctx, (size_t)(J.nslots * T))))
         return NULL;
+    if (!(J.tr = nb_arena_alloc(ctx, (size_t)(J.nslots * J.D * T) * nb__esize(J.dt))))
+        return NULL;
     nb__parallel_for(J.nslots, J.nslots, 1 << 20, fwd_slots, &J);
     nb_tensor *in[2] = {qkv, key_pad};
     if (nb__needs_grad(ctx, 1, in)) {
@@ -574,7 +600,8 @@ nb_status nb__attention_qkv_backward(nb_ctx *ctx, nb__node *n)
     J.dv = (char *)dqkv->data + 2 * E * (int64_t)es;
     J.wq = J.wk = J.wv = fresh; /* the three cover every element */
     J.nslots = slots(ctx, J.nmat, J.Tq * J.Tk * 4 * J.D);
-    if (!(J.work = nb_arena_alloc(ctx, (size_t)(J.nslots * J.Tq * J.Tk) * es)))
+    if (!(J.work = nb_arena_alloc(ctx, (size_t)(J.nslots * J.Tq * J.Tk) * es)) ||
+        !(J.tr = nb_arena_alloc(ctx, (size_t)(J.nslots * J.Dv * J.Tk) * es)))
         return ctx->err;
     nb__parallel_for(J.nslots, J.nslots, 1 << 20, bwd_slots, &J);
     return NB_OK;
