@@ -82,7 +82,8 @@ nb_status nb__linear_backward(nb_ctx *ctx, nb__node *n)
 {
     nb_tensor *x = n->in[0], *w = n->in[1], *b = n->n_in > 2 ? n->in[2] : NULL, *g = n->out->grad;
     nb_tensor *dx, *dw, *db = NULL;
-    nb_status st = nb__grad_of(ctx, x, &dx);
+    bool fresh; /* x's gradient new here: the product stores it, no zeroing pass */
+    nb_status st = nb__grad_of_w(ctx, x, &dx, &fresh);
     if (st == NB_OK)
         st = nb__grad_of(ctx, w, &dw);
     if (st == NB_OK && b)
@@ -93,7 +94,7 @@ nb_status nb__linear_backward(nb_ctx *ctx, nb__node *n)
     nb__mat G = {g->data, out, 1};
     if (dx) { /* [R, in] += [R, out] @ [out, in] */
         nb__mat W = {w->data, in, 1};
-        nb__gemm(x->dtype, R, in, out, 1.0, G, W, 1.0, dx->data, in, ctx->nthreads);
+        nb__gemm(x->dtype, R, in, out, 1.0, G, W, fresh ? 0.0 : 1.0, dx->data, in, ctx->nthreads);
     }
     if (dw) { /* [out, in] += [out, R] @ [R, in] */
         nb__mat Gt = {g->data, 1, out}, X = {x->data, in, 1};
