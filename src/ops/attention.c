@@ -93,10 +93,12 @@ static bool padded(const job_t *J, int64_t b, int64_t j)
     return J->kp && nb_get(J->kp, (b / J->kp_rows) * J->Tk + j) != 0;
 }
 
-/* Row i's softmax over its visible keys (in place on S -> P) */
+/* Row i's softmax over its visible keys (in place on S -> P), for rows of a
+ * block that sees keys [0, kb): columns from kb on are never read (forward
+ * or backward), so they are not written either */
 #define ATTN_KERNS(T, SUF, EXP, EXP_N)                                                       \
     static void softmax_rows_##SUF(const job_t *J, T *P, const uint8_t *hide, int64_t i0,    \
-                                   int64_t i1)                                               \
+                                   int64_t i1, int64_t kb)                                   \
     {                                                                                        \
         const int64_t Tq = J->Tq, Tk = J->Tk;                                                \
         for (int64_t i = i0; i < i1; i++) {                                                  \
@@ -125,7 +127,7 @@ static bool padded(const job_t *J, int64_t b, int64_t j)
             T inv = s > 0 ? (T)1 / s : s != s ? s : (T)0;                                    \
             for (int64_t j = 0; j <= last; j++)                                              \
                 r[j] *= inv;                                                                 \
-            for (int64_t j = last + 1 > 0 ? last + 1 : 0; j < Tk; j++)                       \
+            for (int64_t j = last + 1 > 0 ? last + 1 : 0; j < kb; j++)                       \
                 r[j] = 0;                                                                    \
         }                                                                                    \
     }                                                                                        \
@@ -218,16 +220,19 @@ static nb__mat from_row(nb__mat M, int64_t r0, size_t es)
  * products with k^T and v^T then read rows of contiguous keys, which the
  * small float32 kernel needs (kernels/sgemm_small.c: it reads B in place),
  * and one copy serves every row block of the batch matrix. */
+#define TRANSPOSE(T, M, rows, cols, dst)                                                 \
+    for (int64_t c = 0; c < (cols); c++) {                                               \
+        const T *src = (const T *)(M).p + c * (M).cs;                                    \
+        T *d = (T *)(dst) + c * (rows);                                                  \
+        for (int64_t r = 0; r < (rows); r++)                                             \
+            d[r] = src[r * (M).rs];                                                      \
+    }
 static nb__mat transposed(nb__mat M, int64_t rows, int64_t cols, void *dst, size_t es)
 {
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) {
-            const char *src = (const char *)M.p + (r * M.rs + c * M.cs) * (int64_t)es;
-            if (es == sizeof(float))
-                ((float *)dst)[c * rows + r] = *(const float *)src;
-            else
-                ((double *)dst)[c * rows + r] = *(const double *)src;
-        }
+    if (es == sizeof(float))
+        TRANSPOSE(float, M, rows, cols, dst)
+    else
+        TRANSPOSE(double, M, rows, cols, dst)
     return cmat(dst, 0, rows, 1, es);
 }
 
@@ -253,9 +258,9 @@ static void fwd_slots(int64_t s0, int64_t s1, void *arg)
                     nb__gemm(J->dt, i1 - i0, kb, J->D, J->scale, from_row(q, i0, es), kt, 0.0,
                              P + i0 * Tk * (int64_t)es, Tk, 1);
                 if (J->dt == NB_F32)
-                    softmax_rows_f32(J, (float *)P, hide, i0, i1);
+                    softmax_rows_f32(J, (float *)P, hide, i0, i1, kb);
                 else
-                    softmax_rows_f64(J, (double *)P, hide, i0, i1);
+                    softmax_rows_f64(J, (double *)P, hide, i0, i1, kb);
                 if (kb > 0) /* y = P v */
                     nb__gemm(J->dt, i1 - i0, Dv, kb, 1.0, cmat(P, i0 * Tk, Tk, 1, es), v, 0.0,
                              y + i0 * ly * (int64_t)es, ly, 1);
