@@ -124,7 +124,7 @@ static void test_gelu(void **state)
     (void)state;
     double phi_abs = 0, phi_rel = 0, gelu_rel = 0, grad_abs = 0, grady_abs = 0;
     float at_rel = 0;
-    static float xs[1031], ys[1031];
+    static float xs[1031], ys[1031], gs[1031], ds[1031], ds2[1031];
     int64_t nc = 0;
     for (uint64_t b = 0; b < (1ull << 32); b += STRIDE) {
         float x = nb__u2f((uint32_t)b);
@@ -139,6 +139,20 @@ static void test_gelu(void **state)
             for (int64_t i = 0; i < nc; i++)
                 if (nb__f2u(ys[i]) != nb__f2u(nb__vgeluf(xs[i])))
                     fail_msg("gelu array form of %a: %a, inline %a", xs[i], ys[i], nb__vgeluf(xs[i]));
+            /* the backward's array form, storing and accumulating */
+            for (int64_t i = 0; i < nc; i++) {
+                gs[i] = 1.5f - 0.003f * (float)i;
+                ds[i] = 0.25f * (float)(i % 7) - 0.5f;
+            }
+            nb__vgelu_bwd_n(nc, ds, gs, xs, ys, 1);
+            nb__vgelu_bwd_n(nc, ds2, gs, xs, ys, 0);
+            for (int64_t i = 0; i < nc; i++) {
+                float d = gs[i] * nb__vgelu_grad_yf(xs[i], ys[i]);
+                float da = (0.25f * (float)(i % 7) - 0.5f) + d;
+                if (nb__f2u(ds2[i]) != nb__f2u(d) || nb__f2u(ds[i]) != nb__f2u(da))
+                    fail_msg("gelu backward array form of %a: %a and %a (+=), inline %a and %a",
+                             xs[i], ds2[i], ds[i], d, da);
+            }
             nc = 0;
         }
         if (fabsf(x) > 30.0f || isinf(x))
