@@ -213,41 +213,20 @@ static int have_avx2_fma(void)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-void nb__vexp_n(int64_t n, float *y, const float *x)
-{
-    if (have_avx2_fma())
-        exp_avx2(n, y, x);
-    else
-        for (int64_t i = 0; i < n; i++)
-            y[i] = nb__vexpf(x[i]);
-}
-
-void nb__vtanh_n(int64_t n, float *y, const float *x)
-{
-    if (have_avx2_fma())
-        tanh_avx2(n, y, x);
-    else
-        for (int64_t i = 0; i < n; i++)
-            y[i] = nb__vtanhf(x[i]);
-}
-
-void nb__vsigmoid_n(int64_t n, float *y, const float *x)
-{
-    if (have_avx2_fma())
-        sigmoid_avx2(n, y, x);
-    else
-        for (int64_t i = 0; i < n; i++)
-            y[i] = nb__vsigmoidf(x[i]);
-}
-
-void nb__vgelu_n(int64_t n, float *y, const float *x)
-{
-    if (have_avx2_fma())
-        gelu_avx2(n, y, x);
-    else
-        for (int64_t i = 0; i < n; i++)
-            y[i] = nb__vgeluf(x[i]);
-}
+/* the hand-written loop where the CPU has it, else the plain one */
+#define NB__VMATH_PICK(name, avx2, f)                                                   \
+    void name(int64_t n, float *y, const float *x)                                      \
+    {                                                                                   \
+        if (have_avx2_fma())                                                            \
+            avx2(n, y, x);                                                              \
+        else                                                                            \
+            for (int64_t i = 0; i < n; i++)                                             \
+                y[i] = f(x[i]);                                                         \
+    }
+NB__VMATH_PICK(nb__vexp_n, exp_avx2, nb__vexpf)
+NB__VMATH_PICK(nb__vtanh_n, tanh_avx2, nb__vtanhf)
+NB__VMATH_PICK(nb__vsigmoid_n, sigmoid_avx2, nb__vsigmoidf)
+NB__VMATH_PICK(nb__vgelu_n, gelu_avx2, nb__vgeluf)
 
 void nb__vgelu_bwd_n(int64_t n, float *dx, const float *g, const float *x, const float *y,
                      int acc)
