@@ -12,6 +12,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 nb_ce_opts nb_ce_opts_default(void)
 {
@@ -179,8 +180,11 @@ static double row_weight(const nb__node *n, int64_t i)
     return w;
 }
 
-#define CE_BWD(T, SUF)                                                                   \
-    static void ce_bwd_##SUF(const nb__node *n, T *dx, bool nll)                         \
+/* fresh: dx is new here (nb__grad_of_w), so rows are stored, not added to a
+ * zeroed buffer, and the softmax row's exps come from the array form (the
+ * same bits as the inline exp) straight into it */
+#define CE_BWD(T, SUF, EXP_N)                                                            \
+    static void ce_bwd_##SUF(const nb__node *n, T *dx, bool nll, bool fresh)             \
     {                                                                                    \
         const nb_tensor *t = n->in[1], *lp = n->saved[0];                                \
         const T *L = (const T *)lp->data;                                                \
@@ -189,33 +193,46 @@ static double row_weight(const nb__node *n, int64_t i)
         double wmean = n->a.i[0] == NB_REDUCE_NONE ? 0 : row_weight(n, 0);               \
         for (int64_t i = 0; i < N; i++) {                                                \
             int64_t c = target_at(t, i);                                                 \
-            if (c == n->a.i[1])                                                          \
-                continue;                                                                \
-            T w = (T)(n->a.i[0] == NB_REDUCE_NONE ? row_weight(n, i) : wmean);           \
             T *d = dx + i * C;                                                           \
-            if (nll) {                                                                   \
-                d[c] -= w;                                                               \
+            if (c == n->a.i[1] || nll) {                                                 \
+                if (fresh)                                                               \
+                    memset(d, 0, (size_t)C * sizeof(T));                                 \
+                if (c != n->a.i[1])                                                      \
+                    d[c] -= (T)(n->a.i[0] == NB_REDUCE_NONE ? row_weight(n, i) : wmean); \
                 continue;                                                                \
             }                                                                            \
+            T w = (T)(n->a.i[0] == NB_REDUCE_NONE ? row_weight(n, i) : wmean);           \
             T off = (T)(eps / (double)C);                                                \
-            for (int64_t k = 0; k < C; k++)                                              \
-                d[k] += w * (NB__VEXP(L[i * C + k]) - off);                              \
+            if (fresh) {                                                                 \
+                EXP_N(C, d, L + i * C);                                                  \
+                for (int64_t k = 0; k < C; k++)                                          \
+                    d[k] = w * (d[k] - off);                                             \
+            } else {                                                                     \
+                for (int64_t k = 0; k < C; k++)                                          \
+                    d[k] += w * (NB__VEXP(L[i * C + k]) - off);                          \
+            }                                                                            \
             d[c] -= w * (T)(1.0 - eps);                                                  \
         }                                                                                \
     }
-CE_BWD(float, f32)
-CE_BWD(double, f64)
+static void exp_n_f64(int64_t n, double *y, const double *x)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = exp(x[i]);
+}
+CE_BWD(float, f32, nb__vexp_n)
+CE_BWD(double, f64, exp_n_f64)
 
 static nb_status backward(nb_ctx *ctx, nb__node *n, bool nll)
 {
     nb_tensor *dx;
-    nb_status st = nb__grad_of(ctx, n->in[0], &dx);
+    bool fresh;
+    nb_status st = nb__grad_of_w(ctx, n->in[0], &dx, &fresh);
     if (st != NB_OK || !dx)
         return st;
     if (dx->dtype == NB_F32)
-        ce_bwd_f32(n, dx->data, nll);
+        ce_bwd_f32(n, dx->data, nll, fresh);
     else
-        ce_bwd_f64(n, dx->data, nll);
+        ce_bwd_f64(n, dx->data, nll, fresh);
     return NB_OK;
 }
 
