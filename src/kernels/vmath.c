@@ -10,13 +10,33 @@
  * inline functions). */
 #include "kernels/vmath.h"
 
-/* y[i] = f(x[i]), the plain form */
-#define NB__VMATH_N(name, f)                                                            \
-    void name(int64_t n, float *y, const float *x)                                      \
+/* The plain forms, loops over the inline functions: what CPUs without AVX2
+ * and FMA run, and the hand-written loops' tails. */
+#define NB__VMATH_PLAIN(name, f)                                                        \
+    static void name(int64_t n, float *y, const float *x)                               \
     {                                                                                   \
         for (int64_t i = 0; i < n; i++)                                                 \
             y[i] = f(x[i]);                                                             \
     }
+NB__VMATH_PLAIN(exp_plain, nb__vexpf)
+NB__VMATH_PLAIN(tanh_plain, nb__vtanhf)
+NB__VMATH_PLAIN(sigmoid_plain, nb__vsigmoidf)
+NB__VMATH_PLAIN(gelu_plain, nb__vgeluf)
+
+static void gelu_bwd_plain(int64_t n, float *dx, const float *g, const float *x, const float *y,
+                           int acc)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float d = g[i] * nb__vgelu_grad_yf(x[i], y[i]);
+        dx[i] = acc ? dx[i] + d : d;
+    }
+}
+
+void nb__exp_n_f64(int64_t n, double *y, const double *x)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = exp(x[i]);
+}
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(NB_NO_AVX2)
 /* exp, tanh, sigmoid, the GELU and its backward, hand-vectorised with IL vectors in flight,
@@ -85,8 +105,7 @@ __attribute__((target("avx2,fma"))) static void exp_avx2(int64_t n, float *y, co
         exp_il(v);
         EACH _mm256_storeu_ps(y + i + 8 * u, v[u]);
     }
-    for (; i < n; i++)
-        y[i] = nb__vexpf(x[i]);
+    exp_plain(n - i, y + i, x + i);
 }
 
 /* y = x Phi(x), nb__vgeluf's steps */
@@ -120,8 +139,7 @@ __attribute__((target("avx2,fma"))) static void gelu_avx2(int64_t n, float *y, c
             _mm256_storeu_ps(y + i + 8 * u, _mm256_mul_ps(v[u], q));
         }
     }
-    for (; i < n; i++)
-        y[i] = nb__vgeluf(x[i]);
+    gelu_plain(n - i, y + i, x + i);
 }
 
 /* dx = g gelu'(x) from y (acc: +=), nb__vgelu_grad_yf's steps */
@@ -150,10 +168,7 @@ __attribute__((target("avx2,fma"))) static void gelu_bwd_avx2(int64_t n, float *
             _mm256_storeu_ps(dx + i + 8 * u, d);
         }
     }
-    for (; i < n; i++) {
-        float d = g[i] * nb__vgelu_grad_yf(x[i], y[i]);
-        dx[i] = acc ? dx[i] + d : d;
-    }
+    gelu_bwd_plain(n - i, dx + i, g + i, x + i, y + i, acc);
 }
 /* nb__vtanhf's steps */
 __attribute__((target("avx2,fma"))) static void tanh_avx2(int64_t n, float *y, const float *x)
@@ -182,8 +197,7 @@ __attribute__((target("avx2,fma"))) static void tanh_avx2(int64_t n, float *y, c
             _mm256_storeu_ps(y + i + 8 * u, _mm256_or_ps(r, sign));
         }
     }
-    for (; i < n; i++)
-        y[i] = nb__vtanhf(x[i]);
+    tanh_plain(n - i, y + i, x + i);
 }
 
 /* nb__vsigmoidf's steps */
@@ -202,8 +216,7 @@ __attribute__((target("avx2,fma"))) static void sigmoid_avx2(int64_t n, float *y
             _mm256_storeu_ps(y + i + 8 * u, _mm256_div_ps(num, _mm256_add_ps(one, e[u])));
         }
     }
-    for (; i < n; i++)
-        y[i] = nb__vsigmoidf(x[i]);
+    sigmoid_plain(n - i, y + i, x + i);
 }
 #undef EACH
 #undef SET1
@@ -214,45 +227,31 @@ static int have_avx2_fma(void)
 }
 
 /* the hand-written loop where the CPU has it, else the plain one */
-#define NB__VMATH_PICK(name, avx2, f)                                                   \
+#define NB__VMATH_PICK(name, avx2, plain)                                               \
     void name(int64_t n, float *y, const float *x)                                      \
     {                                                                                   \
         if (have_avx2_fma())                                                            \
             avx2(n, y, x);                                                              \
         else                                                                            \
-            for (int64_t i = 0; i < n; i++)                                             \
-                y[i] = f(x[i]);                                                         \
+            plain(n, y, x);                                                             \
     }
-NB__VMATH_PICK(nb__vexp_n, exp_avx2, nb__vexpf)
-NB__VMATH_PICK(nb__vtanh_n, tanh_avx2, nb__vtanhf)
-NB__VMATH_PICK(nb__vsigmoid_n, sigmoid_avx2, nb__vsigmoidf)
-NB__VMATH_PICK(nb__vgelu_n, gelu_avx2, nb__vgeluf)
+#else
+#define NB__VMATH_PICK(name, avx2, plain)                                               \
+    void name(int64_t n, float *y, const float *x) { plain(n, y, x); }
+#endif
+NB__VMATH_PICK(nb__vexp_n, exp_avx2, exp_plain)
+NB__VMATH_PICK(nb__vtanh_n, tanh_avx2, tanh_plain)
+NB__VMATH_PICK(nb__vsigmoid_n, sigmoid_avx2, sigmoid_plain)
+NB__VMATH_PICK(nb__vgelu_n, gelu_avx2, gelu_plain)
 
 void nb__vgelu_bwd_n(int64_t n, float *dx, const float *g, const float *x, const float *y,
                      int acc)
 {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(NB_NO_AVX2)
     if (have_avx2_fma()) {
         gelu_bwd_avx2(n, dx, g, x, y, acc);
         return;
     }
-    for (int64_t i = 0; i < n; i++) {
-        float d = g[i] * nb__vgelu_grad_yf(x[i], y[i]);
-        dx[i] = acc ? dx[i] + d : d;
-    }
-}
-#else
-NB__VMATH_N(nb__vexp_n, nb__vexpf)
-NB__VMATH_N(nb__vtanh_n, nb__vtanhf)
-NB__VMATH_N(nb__vsigmoid_n, nb__vsigmoidf)
-NB__VMATH_N(nb__vgelu_n, nb__vgeluf)
-
-void nb__vgelu_bwd_n(int64_t n, float *dx, const float *g, const float *x, const float *y,
-                     int acc)
-{
-    for (int64_t i = 0; i < n; i++) {
-        float d = g[i] * nb__vgelu_grad_yf(x[i], y[i]);
-        dx[i] = acc ? dx[i] + d : d;
-    }
-}
 #endif
-
+    gelu_bwd_plain(n, dx, g, x, y, acc);
+}

@@ -176,6 +176,9 @@ void nb__vgelu_n(int64_t n, float *y, const float *x);
 void nb__vgelu_bwd_n(int64_t n, float *dx, const float *g, const float *x, const float *y,
                      int acc);
 
+/* y[i] = exp(x[i]) in float64 (libm), for kernels written once for both */
+void nb__exp_n_f64(int64_t n, double *y, const double *x);
+
 /* Type-generic forms for kernels written once for float and double: float
  * takes the functions above, double stays on libm. */
 #define NB__VEXP(v) _Generic((v), float: nb__vexpf, default: exp)(v)

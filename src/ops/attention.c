@@ -184,14 +184,8 @@ static bool padded(const job_t *J, int64_t b, int64_t j)
 ROW_REDS(float, f32)
 ROW_REDS(double, f64)
 
-static void exp_n_f64(int64_t n, double *y, const double *x)
-{
-    for (int64_t i = 0; i < n; i++)
-        y[i] = exp(x[i]);
-}
-
 ATTN_KERNS(float, f32, expf, nb__vexp_n)
-ATTN_KERNS(double, f64, exp, exp_n_f64)
+ATTN_KERNS(double, f64, exp, nb__exp_n_f64)
 
 /* Causal attention in blocks of query rows: block [i0, i1) sees keys
  * [0, kb(i1)) only, so its products skip the hidden upper triangle (for

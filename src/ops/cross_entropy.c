@@ -214,13 +214,8 @@ static double row_weight(const nb__node *n, int64_t i)
             d[c] -= w * (T)(1.0 - eps);                                                  \
         }                                                                                \
     }
-static void exp_n_f64(int64_t n, double *y, const double *x)
-{
-    for (int64_t i = 0; i < n; i++)
-        y[i] = exp(x[i]);
-}
 CE_BWD(float, f32, nb__vexp_n)
-CE_BWD(double, f64, exp_n_f64)
+CE_BWD(double, f64, nb__exp_n_f64)
 
 static nb_status backward(nb_ctx *ctx, nb__node *n, bool nll)
 {
